@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dfbuild/dfbuild/interp"
+	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
+	"github.com/dfbuild/dfbuild/layerfs/image"
+	"github.com/dfbuild/dfbuild/parser"
+)
+
+type buildOptions struct {
+	contextDir    string
+	file          string
+	tags          []string
+	output        string
+	buildContexts []string
+	append        bool
+}
+
+func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions) error {
+	tags := make([]image.Tag, 0, len(o.tags))
+	for _, s := range o.tags {
+		t, err := image.ParseTag(s)
+		if err != nil {
+			return usageError{err}
+		}
+		tags = append(tags, t)
+	}
+	dest, err := outputPath(o.output, tags)
+	if err != nil {
+		return err
+	}
+	contexts := map[string]string{}
+	for _, bc := range o.buildContexts {
+		name, p, ok := strings.Cut(bc, "=")
+		if !ok || name == "" || p == "" {
+			return usagef("--build-context %q: expected NAME=PATH", bc)
+		}
+		contexts[name] = p
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return usageError{err}
+	}
+	if fi, err := os.Stat(o.contextDir); err != nil || !fi.IsDir() {
+		return usagef("build context %q is not a directory", o.contextDir)
+	}
+
+	df, name, mtime, err := readDockerfile(stdin, o)
+	if err != nil {
+		return err
+	}
+	f, err := parser.Parse(bytes.NewReader(df), name)
+	if err != nil {
+		return err
+	}
+	res, err := interp.Build(ctx, f, interp.Options{
+		ContextDir:        o.contextDir,
+		BuildContexts:     contexts,
+		SourceDateEpoch:   epoch,
+		DockerfileModTime: mtime,
+		Progress:          func(s interp.Step) { printStep(stderr, s) },
+	})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for _, w := range res.Warnings {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
+
+	entry := dockerarchive.Entry{Image: res.Image, Tags: tags}
+	entries := []dockerarchive.Entry{entry}
+	if o.append {
+		if _, err := os.Stat(dest); err == nil {
+			old, err := dockerarchive.Read(dest)
+			if err != nil {
+				return fmt.Errorf("reading %s to append to it: %w", dest, err)
+			}
+			if entries, err = dockerarchive.Merge(old, entry); err != nil {
+				return fmt.Errorf("appending to %s: %w", dest, err)
+			}
+		}
+	}
+	written, err := dockerarchive.WriteFile(dest, entries)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	id, err := res.Image.ID()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Image %s\n", id)
+	for _, t := range tags {
+		fmt.Fprintf(stdout, "Tagged %s\n", t.Familiar)
+	}
+	fmt.Fprintf(stdout, "Wrote %s (%d image%s)\n", dest, len(written.Images), plural(len(written.Images)))
+	fmt.Fprintf(stdout, "Load it with: docker load -i %s\n", dest)
+	return nil
+}
+
+// outputPath decides where the archive goes: -o PATH or -o type=docker,dest=PATH
+// (buildx's form); by default the first tag's last path element plus ".tar".
+func outputPath(spec string, tags []image.Tag) (string, error) {
+	if spec == "" {
+		if len(tags) == 0 {
+			return "image.tar", nil
+		}
+		return path.Base(tags[0].Name) + ".tar", nil
+	}
+	if !strings.Contains(spec, "=") {
+		return spec, nil
+	}
+	var typ, dest string
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch strings.TrimSpace(k) {
+		case "type":
+			typ = v
+		case "dest":
+			dest = v
+		default:
+			return "", usagef("--output %q: unknown key %q (expected type and dest)", spec, k)
+		}
+	}
+	switch typ {
+	case "", "docker", "tar", "oci":
+	default:
+		return "", usagef("--output %q: unknown type %q; this version writes type=docker", spec, typ)
+	}
+	if dest == "" {
+		return "", usagef("--output %q: dest=PATH is required", spec)
+	}
+	return dest, nil
+}
+
+// readDockerfile returns the Dockerfile's bytes, the name errors use, and its mtime.
+func readDockerfile(stdin io.Reader, o buildOptions) ([]byte, string, time.Time, error) {
+	if o.file == "-" {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, "", time.Time{}, fmt.Errorf("reading the Dockerfile from standard input: %w", err)
+		}
+		return b, "Dockerfile", time.Time{}, nil
+	}
+	p := o.file
+	if p == "" {
+		p = filepath.Join(o.contextDir, "Dockerfile")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", time.Time{}, usagef("no Dockerfile at %s (name another with -f)", p)
+		}
+		return nil, "", time.Time{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, "", time.Time{}, err
+	}
+	return b, p, fi.ModTime(), nil
+}
+
+func sourceDateEpoch() (*time.Time, error) {
+	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q: expected a non-negative number of seconds", s)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+func printStep(w io.Writer, s interp.Step) {
+	what := "config only"
+	if len(s.Config) > 0 {
+		what += ": " + strings.Join(s.Config, ", ")
+	}
+	switch {
+	case s.Layer != nil && s.Layer.Base:
+		what = "base layer, " + humanBytes(s.Layer.Bytes)
+	case s.Layer != nil:
+		what = fmt.Sprintf("layer, %d file%s, %s", s.Layer.Files, plural(s.Layer.Files), humanBytes(s.Layer.Bytes))
+	case s.Index == 1:
+		what = "empty base"
+	}
+	fmt.Fprintf(w, "#%d [%d/%d] %s\n#%d %s (%.1fs)\n", s.Index, s.Index, s.Total, s.Instruction, s.Index, what, s.Duration.Seconds())
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,408 @@
+package interp
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dfbuild/dfbuild/layerfs"
+	"github.com/dfbuild/dfbuild/parser"
+)
+
+// copyOpts are the resolved flags of one COPY.
+type copyOpts struct {
+	uid, gid int
+	chown    bool
+	mode     uint32
+	chmod    bool
+}
+
+// dispatchCopy runs COPY from the build context, following BuildKit's copy rules
+// (semantics.md §1), and commits the result as one layer.
+func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
+	switch {
+	case in.From != "":
+		return nil, errors.New("COPY --from is not supported yet")
+	case in.Link:
+		return nil, errors.New("COPY --link is not supported yet")
+	case in.Parents:
+		return nil, errors.New("COPY --parents is not supported yet")
+	case len(in.Exclude) > 0:
+		return nil, errors.New("COPY --exclude is not supported yet")
+	case len(in.Heredocs) > 0:
+		return nil, errors.New("COPY with a here-document source is not supported yet")
+	}
+	env := st.config.Config.Env
+	var opts copyOpts
+	var flagText string
+	if in.Chown != "" {
+		chown, err := b.ex.Word(in.Chown, env)
+		if err != nil {
+			return nil, fmt.Errorf("expanding --chown: %w", err)
+		}
+		if opts.uid, opts.gid, err = parseChown(chown); err != nil {
+			return nil, err
+		}
+		opts.chown = true
+		flagText += " --chown=" + chown
+	}
+	if in.Chmod != "" {
+		chmod, err := b.ex.Word(in.Chmod, env)
+		if err != nil {
+			return nil, fmt.Errorf("expanding --chmod: %w", err)
+		}
+		m, err := strconv.ParseUint(chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return nil, fmt.Errorf("invalid chmod parameter: %q: it should be an octal string between 0 and 07777 (symbolic modes are not supported yet)", chmod)
+		}
+		opts.mode, opts.chmod = uint32(m), true
+		flagText += " --chmod=" + chmod
+	}
+
+	srcs := make([]string, len(in.Sources))
+	for i, s := range in.Sources {
+		x, err := b.ex.Word(s, env)
+		if err != nil {
+			return nil, fmt.Errorf("expanding source %q: %w", s, err)
+		}
+		srcs[i] = x
+	}
+	dest, err := b.ex.Word(in.Dest, env)
+	if err != nil {
+		return nil, fmt.Errorf("expanding destination %q: %w", in.Dest, err)
+	}
+
+	// A destination ending in "/" (or "." alone) is a directory; a relative one is
+	// taken from the WORKDIR.
+	destIsDir := dest == "" || dest == "." || strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.")
+	absDest := dest
+	if !path.IsAbs(absDest) {
+		wd := st.config.Config.WorkingDir
+		if wd == "" {
+			wd = "/"
+		}
+		absDest = path.Join(wd, dest)
+	}
+	absDest = path.Clean(absDest)
+
+	for _, src := range srcs {
+		ms, err := b.matchSources(src)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if err := b.copySource(st, m, absDest, destIsDir, opts); err != nil {
+				return nil, fmt.Errorf("copying %q: %w", m.name, err)
+			}
+		}
+	}
+	msg := "COPY" + flagText + " " + strings.Join(srcs, " ") + " " + dest
+	return st.commit(msg), nil
+}
+
+// parseChown accepts uid or uid:gid. A user alone gets the same number as group,
+// as BuildKit gives a numeric user.
+func parseChown(s string) (uid, gid int, err error) {
+	u, g, hasGroup := strings.Cut(s, ":")
+	uid, errU := strconv.Atoi(u)
+	gid = uid
+	var errG error
+	if hasGroup {
+		gid, errG = strconv.Atoi(g)
+	}
+	if errU != nil || errG != nil || uid < 0 || gid < 0 {
+		return 0, 0, fmt.Errorf("--chown=%q: only numeric ids (UID or UID:GID) are supported yet; user and group names need the image's /etc/passwd and /etc/group, which a later version reads", s)
+	}
+	return uid, gid, nil
+}
+
+// source is one thing a COPY source names: a context path after wildcard matching.
+type source struct {
+	name string // the path as matched, relative to the context root; its base names the copy
+	real string // the resolved path in the context, every symlink followed
+	info fs.FileInfo
+}
+
+// matchSources resolves one source argument: a plain path must exist; a pattern
+// may match nothing. Sources are relative to the context root whatever they start
+// with, so "/x", "./x" and "../x" all name x in the context.
+func (b *builder) matchSources(src string) ([]source, error) {
+	clean := strings.TrimPrefix(path.Clean("/"+src), "/")
+	if clean == "" {
+		clean = "."
+	}
+	if !hasWildcard(clean) {
+		s, err := b.lookupSource(clean)
+		if err != nil {
+			return nil, b.notFound(src, clean, err)
+		}
+		return []source{s}, nil
+	}
+	segs := strings.Split(clean, "/")
+	k := slices.IndexFunc(segs, hasWildcard)
+	prefix := strings.Join(segs[:k], "/")
+	if prefix == "" {
+		prefix = "."
+	}
+	real, err := b.source.resolve(prefix, true)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := b.source.fsys.Lstat(real)
+	if err != nil || !fi.IsDir() {
+		return nil, b.notFound(src, prefix, fs.ErrNotExist)
+	}
+	var names []string
+	if err := b.glob(real, prefix, segs[k:], &names); err != nil {
+		return nil, err
+	}
+	out := make([]source, 0, len(names))
+	for _, n := range names {
+		s, err := b.lookupSource(n)
+		if err != nil {
+			// A dangling symlink matched by a pattern names nothing to copy.
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// glob walks dir (a real context path shown as shown) in lexical order, matching one
+// pattern segment per level as filepath.Match does ("**" is no more than "*").
+// A matched directory is not searched further.
+func (b *builder) glob(dir, shown string, pattern []string, out *[]string) error {
+	entries, err := fs.ReadDir(b.source.fsys, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		ok, err := path.Match(pattern[0], e.Name())
+		if err != nil {
+			return fmt.Errorf("bad pattern %q: %w", strings.Join(pattern, "/"), err)
+		}
+		if !ok {
+			continue
+		}
+		name := path.Join(shown, e.Name())
+		if len(pattern) == 1 {
+			*out = append(*out, name)
+			continue
+		}
+		if e.IsDir() {
+			if err := b.glob(path.Join(dir, e.Name()), name, pattern[1:], out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func hasWildcard(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// lookupSource follows a context path to what it names.
+func (b *builder) lookupSource(name string) (source, error) {
+	real, err := b.source.resolve(name, true)
+	if err != nil {
+		return source{}, err
+	}
+	fi, err := b.source.fsys.Lstat(real)
+	if err != nil {
+		return source{}, err
+	}
+	return source{name: name, real: real, info: fi}, nil
+}
+
+// notFound explains a missing source, naming a close match where there is one.
+func (b *builder) notFound(written, clean string, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("source %q: %w", written, err)
+	}
+	msg := fmt.Sprintf("source %q: not found in the build context", written)
+	if strings.Contains(written, "..") && !strings.HasPrefix(clean, "..") {
+		msg += fmt.Sprintf(" (sources cannot leave the context: %q means %q inside it)", written, clean)
+	}
+	if near := b.nearest(clean); near != "" {
+		msg += fmt.Sprintf("; did you mean %q?", near)
+	}
+	return errors.New(msg)
+}
+
+// nearest finds the existing context path closest to a missing one: the deepest
+// existing parent directory, then the entry in it with the nearest name.
+func (b *builder) nearest(clean string) string {
+	dir, base := path.Split(clean)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	real, err := b.source.resolve(dir, true)
+	if err != nil {
+		return ""
+	}
+	entries, err := fs.ReadDir(b.source.fsys, real)
+	if err != nil {
+		return ""
+	}
+	best, bestDist := "", len(base)/2+1
+	for _, e := range entries {
+		if d := editDistance(strings.ToLower(base), strings.ToLower(e.Name())); d < bestDist {
+			best, bestDist = path.Join(dir, e.Name()), d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// newDir is the template for directories COPY creates: 0755 (or the octal --chmod),
+// owned by root (or the --chown ids), stamped with the build time.
+func (o copyOpts) newDir() layerfs.Node {
+	n := layerfs.Node{Type: layerfs.TypeDir, Mode: 0o755, Stamped: true}
+	if o.chmod {
+		n.Mode = o.mode
+	}
+	if o.chown {
+		n.UID, n.GID = o.uid, o.gid
+	}
+	return n
+}
+
+// apply gives a copied entry its owner and mode: root unless --chown, and the
+// --chmod mode on everything but symlinks.
+func (o copyOpts) apply(n *layerfs.Node) {
+	n.UID, n.GID = 0, 0
+	if o.chown {
+		n.UID, n.GID = o.uid, o.gid
+	}
+	if o.chmod && n.Type != layerfs.TypeSymlink {
+		n.Mode = o.mode
+	}
+}
+
+// copySource copies one matched source to the destination.
+func (b *builder) copySource(st *stage, s source, absDest string, destIsDir bool, o copyOpts) error {
+	if s.info.IsDir() {
+		// A directory's contents go into the destination, which becomes a directory.
+		real, err := st.fs.MkdirAll(absDest, o.newDir())
+		if err != nil {
+			return destError(absDest, err)
+		}
+		if err := b.copyTree(st, s.real, real, o); err != nil {
+			return err
+		}
+		// BuildKit gives the destination the source directory's mtime, new or not.
+		b.noteTime(s.info.ModTime())
+		st.fs.SetMeta(real, func(n *layerfs.Node) { n.ModTime, n.Stamped = s.info.ModTime(), false })
+		return nil
+	}
+
+	name := path.Base(s.name)
+	target := absDest
+	if destIsDir {
+		dir, err := st.fs.MkdirAll(absDest, o.newDir())
+		if err != nil {
+			return destError(absDest, err)
+		}
+		target = path.Join(dir, name)
+	} else if n, real, _ := st.fs.Stat(absDest); n != nil && n.IsDir() {
+		target = path.Join(real, name)
+	}
+	// Symlinks on the way, the last one included, are followed inside the image.
+	real, err := st.fs.Resolve(target, true)
+	if err != nil {
+		return destError(target, err)
+	}
+	if n := st.fs.Get(real); n != nil && n.IsDir() {
+		real = path.Join(real, name)
+	}
+	parent, err := st.fs.MkdirAll(path.Dir(real), o.newDir())
+	if err != nil {
+		return destError(path.Dir(real), err)
+	}
+	real = path.Join(parent, path.Base(real))
+	n, err := b.source.node(s.real, s.info)
+	if err != nil {
+		return err
+	}
+	o.apply(n)
+	b.noteTime(n.ModTime)
+	if old := st.fs.Get(real); old != nil && old.IsDir() {
+		return fmt.Errorf("cannot replace directory %s with a file", real)
+	}
+	return st.fs.Put(real, n)
+}
+
+// copyTree merges the context directory src into the image directory dst. Symlinks
+// below dst are not followed: an entry meets whatever is at its own path.
+func (b *builder) copyTree(st *stage, src, dst string, o copyOpts) error {
+	entries, err := fs.ReadDir(b.source.fsys, src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		sp := path.Join(src, e.Name())
+		dp := path.Join(dst, e.Name())
+		fi, err := b.source.fsys.Lstat(sp)
+		if err != nil {
+			return err
+		}
+		n, err := b.source.node(sp, fi)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sp, err)
+		}
+		o.apply(n)
+		b.noteTime(n.ModTime)
+		old := st.fs.Get(dp)
+		if n.IsDir() {
+			if old != nil && !old.IsDir() {
+				return fmt.Errorf("cannot copy directory %s onto the %s at %s", sp, old.Type, dp)
+			}
+			if err := st.fs.Put(dp, n); err != nil {
+				return err
+			}
+			if err := b.copyTree(st, sp, dp, o); err != nil {
+				return err
+			}
+			// The directory takes its source's metadata once its contents are in.
+			st.fs.SetMeta(dp, func(x *layerfs.Node) { x.ModTime, x.Stamped = n.ModTime, false })
+			continue
+		}
+		if old != nil && old.IsDir() {
+			return fmt.Errorf("cannot replace directory %s with the %s %s", dp, n.Type, sp)
+		}
+		if err := st.fs.Put(dp, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func destError(p string, err error) error {
+	return fmt.Errorf("destination %s: %w", p, err)
+}

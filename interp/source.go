@@ -1,0 +1,132 @@
+package interp
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"syscall"
+
+	"github.com/dfbuild/dfbuild/layerfs"
+)
+
+// contextSource reads the build context. Every path is resolved inside the context
+// root, symlinks included, so nothing outside it is ever read.
+type contextSource struct {
+	fsys fs.ReadLinkFS
+}
+
+// resolve returns the real path of p inside the context, in io/fs form ("." for the
+// root): symlinks are followed inside the root (absolute targets restart at the root,
+// ".." stops there), the last one only if followLast. Missing components are kept.
+func (s contextSource) resolve(p string, followLast bool) (string, error) {
+	todo := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
+	var names []string
+	links := 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if len(names) > 0 {
+				names = names[:len(names)-1]
+			}
+			continue
+		}
+		cur := strings.Join(append(names, name), "/")
+		if len(todo) > 0 || followLast {
+			fi, err := s.fsys.Lstat(cur)
+			if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				links++
+				if links > 255 {
+					return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ELOOP}
+				}
+				target, err := s.fsys.ReadLink(cur)
+				if err != nil {
+					return "", err
+				}
+				if strings.HasPrefix(target, "/") {
+					names = nil
+				}
+				todo = append(strings.Split(target, "/"), todo...)
+				continue
+			}
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return ".", nil
+	}
+	return strings.Join(names, "/"), nil
+}
+
+// opener returns an Opener that reads the context file at the real path p.
+func (s contextSource) opener(p string) layerfs.Opener {
+	return func() (io.ReadCloser, error) { return s.fsys.Open(p) }
+}
+
+// node turns a context entry into a tree node: mode, mtime and contents come from the
+// file, the owner is root (BuildKit resets the ids of every context file to 0).
+// ok is false for entries a layer cannot hold.
+func (s contextSource) node(p string, fi fs.FileInfo) (*layerfs.Node, error) {
+	m := fi.Mode()
+	n := &layerfs.Node{Mode: unixMode(m), ModTime: fi.ModTime()}
+	switch {
+	case m.IsDir():
+		n.Type = layerfs.TypeDir
+	case m.IsRegular():
+		n.Type, n.Size, n.Content = layerfs.TypeReg, fi.Size(), s.opener(p)
+	case m&fs.ModeSymlink != 0:
+		target, err := s.fsys.ReadLink(p)
+		if err != nil {
+			return nil, err
+		}
+		n.Type, n.Target = layerfs.TypeSymlink, target
+	case m&fs.ModeNamedPipe != 0:
+		n.Type = layerfs.TypeFIFO
+	case m&fs.ModeSocket != 0:
+		// BuildKit copies a socket as an empty regular file.
+		n.Type = layerfs.TypeReg
+	case m&fs.ModeDevice != 0:
+		major, minor, ok := deviceNumbers(fi)
+		if !ok {
+			return nil, errors.New("device without device numbers")
+		}
+		n.Type, n.Major, n.Minor = layerfs.TypeBlock, major, minor
+		if m&fs.ModeCharDevice != 0 {
+			n.Type = layerfs.TypeChar
+		}
+	default:
+		return nil, errors.New("unsupported file type " + m.Type().String())
+	}
+	return n, nil
+}
+
+// unixMode converts an fs.FileMode into tar's permission and special bits.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
+
+func deviceNumbers(fi fs.FileInfo) (major, minor int64, ok bool) {
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		rdev := uint64(st.Rdev)
+		return int64((rdev>>8)&0xfff | (rdev>>32)&^0xfff), int64(rdev&0xff | (rdev>>12)&^0xff), true
+	case *layerfs.Node:
+		return st.Major, st.Minor, true
+	}
+	return 0, 0, false
+}

@@ -1,0 +1,199 @@
+package dockerarchive
+
+import (
+	"archive/tar"
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/dfbuild/dfbuild/layerfs"
+	"github.com/dfbuild/dfbuild/layerfs/image"
+)
+
+// Read opens the image archive at file — one dfbuild wrote, or one from docker save
+// (any version), podman or skopeo — and returns its images, each with its tags. The
+// layers refer to their bytes inside file by offset; they are checked against their
+// diff_ids whenever they are written again.
+func Read(file string) ([]Entry, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	type section struct{ off, size int64 }
+	sections := map[string]section{}
+	links := map[string]string{}
+	pr := &posReader{r: bufio.NewReaderSize(f, 1<<16)}
+	tr := tar.NewReader(pr)
+	var manifestJSON []byte
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the archive: %w", err)
+		}
+		name := cleanEntry(hdr.Name)
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			sections[name] = section{pr.n, hdr.Size}
+			if name == "manifest.json" {
+				if manifestJSON, err = io.ReadAll(io.LimitReader(tr, 64<<20)); err != nil {
+					return nil, fmt.Errorf("reading manifest.json: %w", err)
+				}
+			}
+		case tar.TypeSymlink:
+			// docker save before Engine 25 links repeated layers to their first copy.
+			links[name] = cleanEntry(path.Join(path.Dir(name), hdr.Linkname))
+		}
+	}
+	if manifestJSON == nil {
+		return nil, errors.New("not an image archive: no manifest.json")
+	}
+	var manifests []DockerManifest
+	if err := json.Unmarshal(manifestJSON, &manifests); err != nil {
+		return nil, fmt.Errorf("parsing manifest.json: %w", err)
+	}
+	find := func(name string) (section, error) {
+		name = cleanEntry(name)
+		for i := 0; i < 8; i++ {
+			if s, ok := sections[name]; ok {
+				return s, nil
+			}
+			target, ok := links[name]
+			if !ok {
+				break
+			}
+			name = target
+		}
+		return section{}, fmt.Errorf("%q is listed in manifest.json but missing from the archive", name)
+	}
+	readAt := func(s section) ([]byte, error) {
+		b := make([]byte, s.size)
+		_, err := f.ReadAt(b, s.off)
+		return b, err
+	}
+
+	var out []Entry
+	for i, m := range manifests {
+		cs, err := find(m.Config)
+		if err != nil {
+			return nil, err
+		}
+		if cs.size > 64<<20 {
+			return nil, fmt.Errorf("image %d: config of %d bytes is too large", i+1, cs.size)
+		}
+		raw, err := readAt(cs)
+		if err != nil {
+			return nil, fmt.Errorf("image %d: reading its config: %w", i+1, err)
+		}
+		img := &image.Image{Raw: raw}
+		if err := json.Unmarshal(raw, &img.Config); err != nil {
+			return nil, fmt.Errorf("image %d: parsing its config: %w", i+1, err)
+		}
+		diffIDs := img.Config.RootFS.DiffIDs
+		if len(diffIDs) != len(m.Layers) {
+			return nil, fmt.Errorf("image %d: %d layers but %d diff_ids in its config", i+1, len(m.Layers), len(diffIDs))
+		}
+		for j, lp := range m.Layers {
+			s, err := find(lp)
+			if err != nil {
+				return nil, err
+			}
+			if err := diffIDs[j].Validate(); err != nil {
+				return nil, fmt.Errorf("image %d, layer %d: %w", i+1, j+1, err)
+			}
+			head := make([]byte, 8)
+			n, _ := f.ReadAt(head, s.off)
+			if c := layerfs.DetectCompression(bufio.NewReader(strings.NewReader(string(head[:n])))); c != layerfs.Uncompressed {
+				return nil, fmt.Errorf("image %d, layer %d is %s-compressed; dfbuild reads uncompressed layers only", i+1, j+1, c)
+			}
+			img.Layers = append(img.Layers, layerfs.NewLayer(s.size, diffIDs[j], sectionWriter(file, s.off, s.size)))
+		}
+		e := Entry{Image: img}
+		for _, rt := range m.RepoTags {
+			t, err := image.ParseTag(rt)
+			if err != nil {
+				return nil, fmt.Errorf("image %d: %w", i+1, err)
+			}
+			e.Tags = append(e.Tags, t)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func cleanEntry(name string) string {
+	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
+
+func sectionWriter(file string, off, size int64) func(io.Writer) error {
+	return func(w io.Writer) error {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, io.NewSectionReader(f, off, size))
+		return err
+	}
+}
+
+type posReader struct {
+	r io.Reader
+	n int64
+}
+
+func (p *posReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	return n, err
+}
+
+// Merge adds img, named tags, to the images of an existing archive the way docker load
+// would treat them: the tags move to the new image, an old image left without any tag
+// is dropped, and an old image identical to the new one merges into it.
+func Merge(old []Entry, add Entry) ([]Entry, error) {
+	newID, err := add.Image.ID()
+	if err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for _, t := range add.Tags {
+		taken[t.Full] = true
+	}
+	var out []Entry
+	merged := false
+	for _, e := range old {
+		id, err := e.Image.ID()
+		if err != nil {
+			return nil, err
+		}
+		var keep []image.Tag
+		for _, t := range e.Tags {
+			if !taken[t.Full] {
+				keep = append(keep, t)
+			}
+		}
+		if id == newID {
+			add.Tags = append(keep, add.Tags...)
+			out = append(out, add)
+			merged = true
+			continue
+		}
+		if len(keep) == 0 {
+			continue
+		}
+		out = append(out, Entry{Image: e.Image, Tags: keep})
+	}
+	if !merged {
+		out = append(out, add)
+	}
+	return out, nil
+}

@@ -1,0 +1,344 @@
+package dockerarchive
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dfbuild/dfbuild/layerfs"
+	"github.com/dfbuild/dfbuild/layerfs/image"
+)
+
+// Media types written into the OCI half of the archive.
+const (
+	MediaTypeIndex    = "application/vnd.oci.image.index.v1+json"
+	MediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
+	MediaTypeConfig   = "application/vnd.oci.image.config.v1+json"
+	MediaTypeLayer    = "application/vnd.oci.image.layer.v1.tar"
+
+	annotationName = "io.containerd.image.name"
+	annotationRef  = "org.opencontainers.image.ref.name"
+)
+
+// Entry is one image to store and the names it goes by.
+type Entry struct {
+	Image *image.Image
+	Tags  []image.Tag
+}
+
+// Descriptor is an OCI content descriptor.
+type Descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      layerfs.Digest    `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Manifest is an OCI image manifest.
+type Manifest struct {
+	SchemaVersion int          `json:"schemaVersion"`
+	MediaType     string       `json:"mediaType"`
+	Config        Descriptor   `json:"config"`
+	Layers        []Descriptor `json:"layers"`
+}
+
+// Index is an OCI image index (index.json).
+type Index struct {
+	SchemaVersion int          `json:"schemaVersion"`
+	MediaType     string       `json:"mediaType"`
+	Manifests     []Descriptor `json:"manifests"`
+}
+
+// DockerManifest is one element of manifest.json.
+type DockerManifest struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// Result describes what was written for each image, in order.
+type Result struct {
+	Images []ImageResult
+}
+
+// ImageResult is one image of a written archive.
+type ImageResult struct {
+	ID       layerfs.Digest // the config digest
+	Manifest layerfs.Digest
+	Tags     []image.Tag
+}
+
+// WriteFile writes the images to the archive at dest atomically: into a temporary
+// file in dest's directory, renamed over dest only once everything was written,
+// synced and checked.
+func WriteFile(dest string, entries []Entry) (*Result, error) {
+	dir := filepath.Dir(dest)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating the output file: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	res, err := Write(tmp, entries)
+	if err != nil {
+		return nil, err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return nil, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return nil, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), dest); err != nil {
+		return nil, fmt.Errorf("moving the archive into place: %w", err)
+	}
+	ok = true
+	return res, nil
+}
+
+// File is what Write needs of its output: a file it can write, seek in, patch and
+// truncate (an *os.File). Each layer's header is written before its bytes are hashed,
+// so its name is patched in afterwards; that is what lets a layer be read, hashed and
+// written in one pass.
+type File interface {
+	io.Writer
+	io.WriterAt
+	io.Seeker
+	Truncate(size int64) error
+}
+
+// Write writes the images as one archive to f, which must be empty.
+func Write(f File, entries []Entry) (*Result, error) {
+	w := &writer{f: f, blobs: map[layerfs.Digest]bool{}}
+	w.bw = bufio.NewWriterSize(&offsetWriter{w: f, n: &w.off}, 1<<20)
+	w.tw = tar.NewWriter(w.bw)
+	res := &Result{}
+	var index []Descriptor
+	var dockerManifests []DockerManifest
+
+	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
+		if err := w.header(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755}, time.Unix(0, 0)); err != nil {
+			return nil, err
+		}
+	}
+	for i, e := range entries {
+		created := time.Unix(0, 0)
+		if e.Image.Config.Created != nil {
+			created = *e.Image.Config.Created
+		}
+		var layers []Descriptor
+		var layerPaths []string
+		for j, l := range e.Image.Layers {
+			d, err := w.layer(l, created)
+			if err != nil {
+				return nil, fmt.Errorf("writing layer %d of image %d: %w", j+1, i+1, err)
+			}
+			layers = append(layers, Descriptor{MediaType: MediaTypeLayer, Digest: d, Size: l.Size()})
+			layerPaths = append(layerPaths, blobPath(d))
+		}
+		if layers == nil {
+			layers = []Descriptor{}
+		}
+		cfg, err := e.Image.ConfigJSON()
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i+1, err)
+		}
+		cfgDesc := Descriptor{MediaType: MediaTypeConfig, Digest: layerfs.DigestOf(cfg), Size: int64(len(cfg))}
+		if err := w.blob(cfg, created); err != nil {
+			return nil, err
+		}
+		man, err := marshal(Manifest{SchemaVersion: 2, MediaType: MediaTypeManifest, Config: cfgDesc, Layers: layers})
+		if err != nil {
+			return nil, err
+		}
+		manDesc := Descriptor{MediaType: MediaTypeManifest, Digest: layerfs.DigestOf(man), Size: int64(len(man))}
+		if err := w.blob(man, created); err != nil {
+			return nil, err
+		}
+
+		repoTags := []string{}
+		if len(e.Tags) == 0 {
+			index = append(index, manDesc)
+		}
+		for _, t := range e.Tags {
+			d := manDesc
+			d.Annotations = map[string]string{annotationName: t.Full, annotationRef: t.Tag}
+			index = append(index, d)
+			repoTags = append(repoTags, t.Full)
+		}
+		dockerManifests = append(dockerManifests, DockerManifest{Config: blobPath(cfgDesc.Digest), RepoTags: repoTags, Layers: layerPaths})
+		res.Images = append(res.Images, ImageResult{ID: cfgDesc.Digest, Manifest: manDesc.Digest, Tags: e.Tags})
+	}
+	if index == nil {
+		index = []Descriptor{}
+	}
+	idx, err := marshal(Index{SchemaVersion: 2, MediaType: MediaTypeIndex, Manifests: index})
+	if err != nil {
+		return nil, err
+	}
+	dm, err := marshal(dockerManifests)
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range []struct {
+		name string
+		data []byte
+	}{
+		{"index.json", idx},
+		{"manifest.json", dm},
+		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+	} {
+		if err := w.file(file.name, file.data, time.Unix(0, 0)); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func blobPath(d layerfs.Digest) string { return "blobs/sha256/" + d.Hex() }
+
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+type writer struct {
+	f     File
+	bw    *bufio.Writer
+	tw    *tar.Writer
+	off   int64 // bytes handed to f so far
+	blobs map[layerfs.Digest]bool
+}
+
+// pos is the archive offset of the next byte written.
+func (w *writer) pos() int64 { return w.off + int64(w.bw.Buffered()) }
+
+func (w *writer) header(h *tar.Header, mtime time.Time) error {
+	h.ModTime = mtime.Truncate(time.Second)
+	h.Format = tar.FormatPAX
+	if h.Mode == 0 {
+		h.Mode = 0o644
+	}
+	return w.tw.WriteHeader(h)
+}
+
+func (w *writer) file(name string, data []byte, mtime time.Time) error {
+	if err := w.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data))}, mtime); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if _, err := w.tw.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+func (w *writer) blob(data []byte, mtime time.Time) error {
+	d := layerfs.DigestOf(data)
+	if w.blobs[d] {
+		return nil
+	}
+	w.blobs[d] = true
+	return w.file(blobPath(d), data, mtime)
+}
+
+// placeholder stands in for a digest not known until the layer has been streamed;
+// it has the same length, so the header it is patched with has the same size.
+const placeholder = layerfs.Digest("sha256:0000000000000000000000000000000000000000000000000000000000000000")
+
+// layer writes one layer blob, hashing it on the way, and returns its digest. When the
+// digest was not known in advance, the header is written with a placeholder name and
+// patched afterwards; when the blob turns out to be in the archive already, what was
+// just written is cut off again.
+func (w *writer) layer(l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error) {
+	known, isKnown := l.KnownDiffID()
+	if isKnown && w.blobs[known] {
+		return known, nil
+	}
+	name := placeholder
+	if isKnown {
+		name = known
+	}
+	start := w.pos()
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: blobPath(name), Size: l.Size()}
+	if err := w.header(hdr, mtime); err != nil {
+		return "", err
+	}
+	headerLen := w.pos() - start
+	if _, err := l.WriteTo(w.tw); err != nil {
+		return "", err
+	}
+	d, _ := l.KnownDiffID()
+	if err := w.tw.Flush(); err != nil {
+		return "", err
+	}
+	if d == name {
+		w.blobs[d] = true
+		return d, nil
+	}
+	if err := w.bw.Flush(); err != nil {
+		return "", err
+	}
+	if w.blobs[d] {
+		// The same bytes are stored already: drop this copy.
+		if err := w.f.Truncate(start); err != nil {
+			return "", err
+		}
+		if _, err := w.f.Seek(start, io.SeekStart); err != nil {
+			return "", err
+		}
+		w.off = start
+		w.tw = tar.NewWriter(w.bw)
+		return d, nil
+	}
+	var patched bytes.Buffer
+	final := &tar.Header{Typeflag: tar.TypeReg, Name: blobPath(d), Size: l.Size(), Mode: 0o644,
+		ModTime: hdr.ModTime, Format: tar.FormatPAX}
+	if err := tar.NewWriter(&patched).WriteHeader(final); err != nil {
+		return "", err
+	}
+	if int64(patched.Len()) != headerLen {
+		return "", errors.New("internal: patched layer header changed size")
+	}
+	if _, err := w.f.WriteAt(patched.Bytes(), start); err != nil {
+		return "", fmt.Errorf("naming the layer blob: %w", err)
+	}
+	w.blobs[d] = true
+	return d, nil
+}
+
+type offsetWriter struct {
+	w io.Writer
+	n *int64
+}
+
+func (o *offsetWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	*o.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,292 @@
+package layerfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"syscall"
+)
+
+// maxSymlinks bounds symlink resolution, as Linux's ELOOP limit does.
+const maxSymlinks = 255
+
+// FS is an in-memory filesystem tree that records its changes. Paths given to its
+// methods are slash-separated; a leading slash is optional and "." or "" is the root.
+type FS struct {
+	root    *Node
+	changed map[string]struct{} // real paths added or modified since the last Commit
+	created map[string]struct{} // of those, the ones that did not exist before it
+	removed map[string]Type     // paths removed since the last Commit that existed before it
+}
+
+// New returns an empty tree: a root directory, mode 0755, owned by root.
+func New() *FS {
+	return &FS{
+		root:    &Node{Type: TypeDir, Mode: 0o755, Stamped: true, children: map[string]*Node{}},
+		changed: map[string]struct{}{},
+		created: map[string]struct{}{},
+		removed: map[string]Type{},
+	}
+}
+
+// split turns a path into its components after lexical cleaning from the root, so
+// ".." can never climb above it.
+func split(p string) []string {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return nil
+	}
+	return strings.Split(p[1:], "/")
+}
+
+// Clean returns p as an absolute, lexically clean path.
+func Clean(p string) string { return path.Clean("/" + p) }
+
+// Resolve returns the real path of p: every symlink on the way is followed inside the
+// tree, absolute targets start again at the root and ".." stops at the root, so the
+// result never leaves the tree. The last component is followed only if followLast is
+// set. Components that do not exist are kept as they are, so the result also names
+// where a new entry would go.
+func (f *FS) Resolve(p string, followLast bool) (string, error) {
+	todo := split(p)
+	var names []string
+	var nodes []*Node // nodes[i] is the node at names[:i+1], nil if it does not exist
+	links := 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if len(names) > 0 {
+				names, nodes = names[:len(names)-1], nodes[:len(nodes)-1]
+			}
+			continue
+		}
+		parent := f.root
+		if len(nodes) > 0 {
+			parent = nodes[len(nodes)-1]
+		}
+		var child *Node
+		if parent != nil && parent.Type == TypeDir {
+			child = parent.children[name]
+		}
+		if child != nil && child.Type == TypeSymlink && (len(todo) > 0 || followLast) {
+			links++
+			if links > maxSymlinks {
+				return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ELOOP}
+			}
+			if strings.HasPrefix(child.Target, "/") {
+				names, nodes = nil, nil
+			}
+			todo = append(strings.Split(child.Target, "/"), todo...)
+			continue
+		}
+		names = append(names, name)
+		nodes = append(nodes, child)
+	}
+	return "/" + strings.Join(names, "/"), nil
+}
+
+// Get returns the node at the real path p without following any symlink, or nil.
+func (f *FS) Get(p string) *Node {
+	n := f.root
+	for _, name := range split(p) {
+		if n.Type != TypeDir {
+			return nil
+		}
+		if n = n.children[name]; n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// Lstat returns the node at p, following symlinks on the way but not the last one.
+func (f *FS) Lstat(p string) (*Node, string, error) {
+	real, err := f.Resolve(p, false)
+	if err != nil {
+		return nil, "", err
+	}
+	n := f.Get(real)
+	if n == nil {
+		return nil, real, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
+	}
+	return n, real, nil
+}
+
+// Stat returns the node at p, following every symlink.
+func (f *FS) Stat(p string) (*Node, string, error) {
+	real, err := f.Resolve(p, true)
+	if err != nil {
+		return nil, "", err
+	}
+	n := f.Get(real)
+	if n == nil {
+		return nil, real, &fs.PathError{Op: "stat", Path: p, Err: fs.ErrNotExist}
+	}
+	return n, real, nil
+}
+
+// MkdirAll makes sure p is a directory, creating missing ones from tmpl (its type is
+// forced to directory). Symlinks on the way are followed inside the tree. It returns
+// the real path of the directory.
+func (f *FS) MkdirAll(p string, tmpl Node) (string, error) {
+	real, err := f.Resolve(p, true)
+	if err != nil {
+		return "", err
+	}
+	n := f.root
+	cur := ""
+	for _, name := range split(real) {
+		cur += "/" + name
+		child := n.children[name]
+		if child == nil {
+			d := tmpl.header()
+			d.Type, d.Size, d.Target, d.Content = TypeDir, 0, "", nil
+			d.children = map[string]*Node{}
+			f.attach(n, cur, &d, nil)
+			child = &d
+		} else if child.Type != TypeDir {
+			return "", &fs.PathError{Op: "mkdir", Path: cur, Err: syscall.ENOTDIR}
+		}
+		n = child
+	}
+	return real, nil
+}
+
+// Put stores a copy of n at the real path p, whose parent must be a directory. An
+// existing directory meeting a directory keeps its contents and takes n's metadata;
+// anything else is replaced.
+func (f *FS) Put(p string, n *Node) error {
+	p = Clean(p)
+	if p == "/" {
+		if n.Type != TypeDir {
+			return &fs.PathError{Op: "put", Path: p, Err: errors.New("the root must stay a directory")}
+		}
+		f.SetMeta(p, func(r *Node) { copyMeta(r, n) })
+		return nil
+	}
+	dir, name := path.Split(p)
+	parent := f.Get(dir)
+	if parent == nil {
+		return &fs.PathError{Op: "put", Path: p, Err: fs.ErrNotExist}
+	}
+	if parent.Type != TypeDir {
+		return &fs.PathError{Op: "put", Path: p, Err: syscall.ENOTDIR}
+	}
+	old := parent.children[name]
+	if old != nil && old.Type == TypeDir && n.Type == TypeDir {
+		copyMeta(old, n)
+		f.changed[p] = struct{}{}
+		return nil
+	}
+	c := n.header()
+	if c.Type == TypeDir {
+		c.children = map[string]*Node{}
+	}
+	f.attach(parent, p, &c, old)
+	return nil
+}
+
+// Remove deletes the entry at the real path p and everything below it.
+func (f *FS) Remove(p string) error {
+	p = Clean(p)
+	dir, name := path.Split(p)
+	parent := f.Get(dir)
+	if p == "/" || parent == nil || parent.Type != TypeDir || parent.children[name] == nil {
+		return &fs.PathError{Op: "remove", Path: p, Err: fs.ErrNotExist}
+	}
+	f.forget(p, parent.children[name])
+	delete(parent.children, name)
+	f.touch(parent, dir)
+	return nil
+}
+
+// SetMeta lets fn change the metadata of the node at the real path p, and records
+// the change. fn must not change the node's type.
+func (f *FS) SetMeta(p string, fn func(*Node)) {
+	n := f.Get(p)
+	if n == nil {
+		return
+	}
+	t, kids := n.Type, n.children
+	fn(n)
+	n.Type, n.children = t, kids
+	f.changed[Clean(p)] = struct{}{}
+}
+
+// attach links child into parent at p, replacing old, and records the change.
+func (f *FS) attach(parent *Node, p string, child, old *Node) {
+	if old != nil {
+		f.forget(p, old)
+	} else {
+		f.created[p] = struct{}{}
+	}
+	parent.children[path.Base(p)] = child
+	f.changed[p] = struct{}{}
+	f.touch(parent, path.Dir(p))
+}
+
+// touch records that a directory's contents changed, which gives it the build time
+// as its mtime, as a real filesystem would.
+func (f *FS) touch(dir *Node, p string) {
+	dir.Stamped = true
+	f.changed[Clean(p)] = struct{}{}
+}
+
+// forget records that old, at p, is going away.
+func (f *FS) forget(p string, old *Node) {
+	if _, ok := f.created[p]; ok {
+		delete(f.created, p)
+	} else if _, ok := f.removed[p]; !ok {
+		f.removed[p] = old.Type
+	}
+	if old.Type == TypeDir {
+		prefix := p + "/"
+		for q := range f.created {
+			if strings.HasPrefix(q, prefix) {
+				delete(f.created, q)
+			}
+		}
+	}
+}
+
+func copyMeta(dst, src *Node) {
+	dst.Mode, dst.UID, dst.GID = src.Mode, src.UID, src.GID
+	dst.ModTime, dst.Stamped = src.ModTime, src.Stamped
+}
+
+// Walk calls fn for every node below the root (not the root itself), parents before
+// children, siblings in byte order of their names.
+func (f *FS) Walk(fn func(p string, n *Node) error) error {
+	return walk(f.root, "", fn)
+}
+
+func walk(dir *Node, prefix string, fn func(string, *Node) error) error {
+	for _, name := range sortedNames(dir) {
+		child := dir.children[name]
+		p := prefix + "/" + name
+		if err := fn(p, child); err != nil {
+			return err
+		}
+		if child.Type == TypeDir {
+			if err := walk(child, p, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *FS) String() string {
+	var b strings.Builder
+	_ = f.Walk(func(p string, n *Node) error {
+		fmt.Fprintf(&b, "%s %s %o %d:%d\n", p, n.Type, n.Mode, n.UID, n.GID)
+		return nil
+	})
+	return b.String()
+}

@@ -1,0 +1,139 @@
+package layerfs
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// TarOptions decide the times written into a layer.
+type TarOptions struct {
+	// BuildTime is the mtime of entries the build itself created or changed
+	// (Node.Stamped): new parent directories, directories whose contents changed.
+	BuildTime time.Time
+	// Clamp, when set (SOURCE_DATE_EPOCH), is the latest mtime any entry may have;
+	// later ones are lowered to it.
+	Clamp *time.Time
+}
+
+func (o TarOptions) mtime(n *Node) time.Time {
+	t := n.ModTime
+	if n.Stamped {
+		t = o.BuildTime
+	}
+	if o.Clamp != nil && t.After(*o.Clamp) {
+		t = *o.Clamp
+	}
+	return t.Truncate(time.Second)
+}
+
+// Header returns the tar header for an entry, the way containerd's and moby's layer
+// writers shape it: relative name, directories ending in "/", numeric ids with empty
+// names, whole-second mtime and no access or change time.
+func (e *Entry) Header(opts TarOptions) *tar.Header {
+	n := &e.Node
+	name := strings.TrimPrefix(e.Path, "/")
+	h := &tar.Header{
+		Name:   name,
+		Mode:   int64(n.Mode & 0o7777),
+		Uid:    n.UID,
+		Gid:    n.GID,
+		Format: tar.FormatPAX,
+	}
+	if e.Whiteout {
+		h.Typeflag, h.Mode, h.ModTime = tar.TypeReg, 0, time.Unix(0, 0)
+		return h
+	}
+	h.ModTime = opts.mtime(n)
+	switch n.Type {
+	case TypeDir:
+		h.Typeflag, h.Name = tar.TypeDir, name+"/"
+	case TypeReg:
+		h.Typeflag, h.Size = tar.TypeReg, n.Size
+	case TypeSymlink:
+		h.Typeflag, h.Linkname = tar.TypeSymlink, n.Target
+	case TypeChar, TypeBlock:
+		h.Typeflag, h.Devmajor, h.Devminor = tar.TypeChar, n.Major, n.Minor
+		if n.Type == TypeBlock {
+			h.Typeflag = tar.TypeBlock
+		}
+	case TypeFIFO:
+		h.Typeflag = tar.TypeFifo
+	}
+	return h
+}
+
+// Layer turns the changes into a layer whose size is computed now and whose bytes are
+// produced, file bodies streamed from their openers, each time it is written.
+func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
+	headers := make([]*tar.Header, len(c.Entries))
+	size := int64(2 * blockSize) // the end-of-archive marker
+	for i := range c.Entries {
+		h := c.Entries[i].Header(opts)
+		n, err := headerLen(h)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %q: %w", c.Entries[i].Path, err)
+		}
+		headers[i] = h
+		size += n + padded(h.Size)
+	}
+	entries := c.Entries
+	return NewLayer(size, "", func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		for i, h := range headers {
+			if err := tw.WriteHeader(h); err != nil {
+				return fmt.Errorf("writing %q: %w", entries[i].Path, err)
+			}
+			if h.Typeflag == tar.TypeReg && h.Size > 0 {
+				if err := copyBody(tw, &entries[i]); err != nil {
+					return err
+				}
+			}
+		}
+		return tw.Close()
+	}), nil
+}
+
+// copyBody streams a file's contents and makes sure they still have the size the
+// header promised: a file that changed while the build ran is an error, not a
+// corrupt layer.
+func copyBody(w io.Writer, e *Entry) error {
+	if e.Node.Content == nil {
+		return fmt.Errorf("reading %q: no contents recorded", e.Path)
+	}
+	rc, err := e.Node.Content()
+	if err != nil {
+		return fmt.Errorf("reading %q: %w", e.Path, err)
+	}
+	defer rc.Close()
+	n, err := io.CopyN(w, rc, e.Node.Size)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading %q: file shrank to %d bytes while the build ran (expected %d)", e.Path, n, e.Node.Size)
+		}
+		return fmt.Errorf("reading %q: %w", e.Path, err)
+	}
+	var one [1]byte
+	if m, _ := rc.Read(one[:]); m > 0 {
+		return fmt.Errorf("reading %q: file grew while the build ran (expected %d bytes)", e.Path, e.Node.Size)
+	}
+	return nil
+}
+
+const blockSize = 512
+
+func padded(n int64) int64 { return (n + blockSize - 1) / blockSize * blockSize }
+
+// headerLen is the number of bytes archive/tar writes for h before the body:
+// the header block plus any PAX extended header.
+func headerLen(h *tar.Header) (int64, error) {
+	var cw countingWriter
+	cw.w, cw.h = io.Discard, io.Discard
+	if err := tar.NewWriter(&cw).WriteHeader(h); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
+}

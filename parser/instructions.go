@@ -1,0 +1,139 @@
+package parser
+
+import "strings"
+
+// Location is where an instruction stands in its Dockerfile.
+type Location struct {
+	File    string // the Dockerfile's name as given by the user
+	Line    int    // first line, 1-based
+	EndLine int    // last line (after continuations and heredoc bodies)
+}
+
+// Instruction is one Dockerfile instruction. Use a type switch for the details;
+// the interface only carries what every instruction has.
+type Instruction interface {
+	// Keyword is the instruction name in upper case ("COPY").
+	Keyword() string
+	// Location is the file and line range of the instruction.
+	Location() Location
+	// Source is the instruction's text as written, continuations joined.
+	Source() string
+}
+
+type base struct {
+	keyword string
+	loc     Location
+	source  string
+}
+
+func (b *base) Keyword() string    { return b.keyword }
+func (b *base) Location() Location { return b.loc }
+func (b *base) Source() string     { return b.source }
+
+// From starts a build stage: FROM [--platform=P] IMAGE [AS NAME].
+type From struct {
+	base
+	Image    string // unexpanded; expanded by the interpreter with the global ARGs
+	Name     string // stage name, lower-cased as BuildKit does; "" when absent
+	Platform string // unexpanded --platform value
+}
+
+// Heredoc is a here-document attached to an instruction (COPY <<EOF ...).
+type Heredoc struct {
+	Name    string // the delimiter word, which also names the file COPY creates
+	Content string // the body, each line ending in a newline; <<- tab stripping applied
+	Expand  bool   // the delimiter was unquoted, so the body is subject to expansion
+}
+
+// Copy is COPY or ADD. Paths and flag values are unexpanded.
+type Copy struct {
+	base
+	Add      bool     // ADD rather than COPY
+	Sources  []string // as written; a heredoc source is "<<NAME"
+	Dest     string
+	Heredocs []Heredoc // bodies for the heredoc sources, in order
+	From     string    // --from
+	Chown    string    // --chown
+	Chmod    string    // --chmod
+	Link     bool      // --link
+	Parents  bool      // --parents (COPY only)
+	Exclude  []string  // --exclude, repeatable
+	Checksum string    // --checksum (ADD only)
+	Unpack   string    // --unpack (ADD only): "", "true" or "false"
+	KeepGit  bool      // --keep-git-dir (ADD only)
+}
+
+// Command is CMD or ENTRYPOINT.
+type Command struct {
+	base
+	Args      []string // exec form: the JSON array; shell form: one string
+	ShellForm bool     // the shell form, to be prefixed with the stage's SHELL
+}
+
+// Run is RUN. dfbuild parses it only to refuse it at its line.
+type Run struct {
+	base
+}
+
+// Raw is an instruction that this version of dfbuild recognises but does not yet give
+// a typed form; the interpreter reports it as not supported. Args are the words
+// BuildKit's parser produced.
+type Raw struct {
+	base
+	Args []string
+}
+
+// Stage is one FROM and the instructions up to the next FROM.
+type Stage struct {
+	From         *From
+	Instructions []Instruction
+}
+
+// File is a parsed Dockerfile.
+type File struct {
+	Name     string        // the name used in error messages
+	Escape   rune          // the escape character (the "# escape=" directive)
+	MetaArgs []Instruction // ARG instructions before the first FROM
+	Stages   []*Stage
+	Warnings []string // parser warnings, each "FILE:LINE: message"
+}
+
+// keywords lists every instruction Docker knows, for suggestions and checks.
+var keywords = []string{
+	"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
+	"LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+}
+
+// suggest returns the known keyword closest to word, or "" when none is close.
+// "Close" is what BuildKit's suggest package uses: an edit distance below 3,
+// ignoring case.
+func suggest(word string) string {
+	w := strings.ToUpper(word)
+	best, bestDist := "", 3
+	for _, k := range keywords {
+		if d := editDistance(w, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
