@@ -30,6 +30,11 @@ type Options struct {
 	// DockerfileModTime is the Dockerfile's mtime (zero when read from stdin); it
 	// counts among the inputs that decide the build time.
 	DockerfileModTime time.Time
+	// Hide lists paths, relative to the context, that the build must not see: the
+	// archive being written, when it lies inside the context, so a rebuild does not
+	// copy the previous image into the new one. A path also hides the temporary
+	// files named after it (".NAME.tmp-*").
+	Hide []string
 	// TempDir holds scratch files (decompressed base tarballs) during the build;
 	// empty means the system's temporary directory.
 	TempDir string
@@ -103,7 +108,7 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		opts:   opts,
 		tmp:    tmp,
 		ex:     parser.NewExpander(f.Escape),
-		source: contextSource{fsys: opts.Context.(fs.ReadLinkFS)},
+		source: newContextSource(opts.Context.(fs.ReadLinkFS), opts.Hide),
 		res:    res,
 	}
 	b.noteTime(opts.DockerfileModTime)

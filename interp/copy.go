@@ -152,7 +152,7 @@ func (b *builder) matchSources(src string) ([]source, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := b.source.fsys.Lstat(real)
+	fi, err := b.source.lstat(real)
 	if err != nil || !fi.IsDir() {
 		return nil, b.notFound(src, prefix, fs.ErrNotExist)
 	}
@@ -179,7 +179,7 @@ func (b *builder) matchSources(src string) ([]source, error) {
 // pattern segment per level as filepath.Match does ("**" is no more than "*").
 // A matched directory is not searched further.
 func (b *builder) glob(dir, shown string, pattern []string, out *[]string) error {
-	entries, err := fs.ReadDir(b.source.fsys, dir)
+	entries, err := b.source.readDir(dir)
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (b *builder) lookupSource(name string) (source, error) {
 	if err != nil {
 		return source{}, err
 	}
-	fi, err := b.source.fsys.Lstat(real)
+	fi, err := b.source.lstat(real)
 	if err != nil {
 		return source{}, err
 	}
@@ -247,7 +247,7 @@ func (b *builder) nearest(clean string) string {
 	if err != nil {
 		return ""
 	}
-	entries, err := fs.ReadDir(b.source.fsys, real)
+	entries, err := b.source.readDir(real)
 	if err != nil {
 		return ""
 	}
@@ -361,14 +361,14 @@ func (b *builder) copySource(st *stage, s source, absDest string, destIsDir bool
 // copyTree merges the context directory src into the image directory dst. Symlinks
 // below dst are not followed: an entry meets whatever is at its own path.
 func (b *builder) copyTree(st *stage, src, dst string, o copyOpts) error {
-	entries, err := fs.ReadDir(b.source.fsys, src)
+	entries, err := b.source.readDir(src)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		sp := path.Join(src, e.Name())
 		dp := path.Join(dst, e.Name())
-		fi, err := b.source.fsys.Lstat(sp)
+		fi, err := b.source.lstat(sp)
 		if err != nil {
 			return err
 		}

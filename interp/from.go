@@ -3,8 +3,7 @@ package interp
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+		"os"
 	"path/filepath"
 	"strings"
 
@@ -78,7 +77,7 @@ func (b *builder) baseTarball(name string) (file, label string, err error) {
 	if b.opts.ContextDir != "" {
 		rel, err := b.source.resolve(name, true)
 		if err == nil {
-			if fi, err := fs.Stat(b.source.fsys, rel); err == nil && fi.Mode().IsRegular() {
+			if fi, err := b.source.lstat(rel); err == nil && fi.Mode().IsRegular() {
 				return filepath.Join(b.opts.ContextDir, filepath.FromSlash(rel)), fmt.Sprintf("%q", name), nil
 			}
 		}

@@ -15,6 +15,49 @@ import (
 // root, symlinks included, so nothing outside it is ever read.
 type contextSource struct {
 	fsys fs.ReadLinkFS
+	// hidden names context paths the build must not see, such as its own output
+	// file when it is written inside the context; hiddenPrefix hides the temporary
+	// files written next to it.
+	hidden       map[string]bool
+	hiddenPrefix string
+}
+
+func (s contextSource) isHidden(p string) bool {
+	return s.hidden[p] || (s.hiddenPrefix != "" && strings.HasPrefix(p, s.hiddenPrefix))
+}
+
+// lstat is fs.ReadLinkFS's Lstat, minus hidden paths.
+func (s contextSource) lstat(p string) (fs.FileInfo, error) {
+	if s.isHidden(p) {
+		return nil, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
+	}
+	return s.fsys.Lstat(p)
+}
+
+// readDir lists a directory in name order, minus hidden paths.
+func (s contextSource) readDir(p string) ([]fs.DirEntry, error) {
+	entries, err := fs.ReadDir(s.fsys, p)
+	if err != nil || (len(s.hidden) == 0 && s.hiddenPrefix == "") {
+		return entries, err
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		if !s.isHidden(path.Join(p, e.Name())) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func newContextSource(fsys fs.ReadLinkFS, hide []string) contextSource {
+	s := contextSource{fsys: fsys, hidden: map[string]bool{}}
+	for _, h := range hide {
+		h = strings.TrimPrefix(path.Clean("/"+h), "/")
+		s.hidden[h] = true
+		dir, base := path.Split(h)
+		s.hiddenPrefix = dir + "." + base + ".tmp-"
+	}
+	return s
 }
 
 // resolve returns the real path of p inside the context, in io/fs form ("." for the
@@ -38,7 +81,7 @@ func (s contextSource) resolve(p string, followLast bool) (string, error) {
 		}
 		cur := strings.Join(append(names, name), "/")
 		if len(todo) > 0 || followLast {
-			fi, err := s.fsys.Lstat(cur)
+			fi, err := s.lstat(cur)
 			if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 				links++
 				if links > 255 {

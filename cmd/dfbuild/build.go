@@ -67,6 +67,7 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 	}
 	res, err := interp.Build(ctx, f, interp.Options{
 		ContextDir:        o.contextDir,
+		Hide:              insideContext(o.contextDir, dest),
 		BuildContexts:     contexts,
 		SourceDateEpoch:   epoch,
 		DockerfileModTime: mtime,
@@ -143,6 +144,27 @@ func outputPath(spec string, tags []image.Tag) (string, error) {
 		return "", usagef("--output %q: dest=PATH is required", spec)
 	}
 	return dest, nil
+}
+
+// insideContext returns dest relative to the context when the archive is written
+// inside it, so the build can leave its own output out of COPY.
+func insideContext(contextDir, dest string) []string {
+	c, err1 := filepath.Abs(contextDir)
+	d, err2 := filepath.Abs(dest)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	if c2, err := filepath.EvalSymlinks(c); err == nil {
+		c = c2
+	}
+	if d2, err := filepath.EvalSymlinks(filepath.Dir(d)); err == nil {
+		d = filepath.Join(d2, filepath.Base(d))
+	}
+	rel, err := filepath.Rel(c, d)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil
+	}
+	return []string{filepath.ToSlash(rel)}
 }
 
 // readDockerfile returns the Dockerfile's bytes, the name errors use, and its mtime.

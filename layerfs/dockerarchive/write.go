@@ -284,6 +284,11 @@ func (w *writer) layer(l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error
 	if isKnown {
 		name = known
 	}
+	// archive/tar pads the previous entry only when the next header is written; pad
+	// it now, so start is where this header really begins.
+	if err := w.tw.Flush(); err != nil {
+		return "", err
+	}
 	start := w.pos()
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: blobPath(name), Size: l.Size()}
 	if err := w.header(hdr, mtime); err != nil {

@@ -1,0 +1,346 @@
+package interp_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/dfbuild/dfbuild/interp"
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
+	"github.com/dfbuild/dfbuild/parser"
+)
+
+var update = flag.Bool("update", false, "rewrite the want sections of testdata/*.txtar")
+
+// defaultEpoch pins every case's times unless a case says "noepoch": context files
+// are created at test time, and the clamp keeps their mtimes out of the golden files.
+const defaultEpoch = 1700000000
+
+// TestCases runs every testdata/*.txtar case. A case holds:
+//
+//   - Dockerfile: the Dockerfile;
+//   - context/...: the build context;
+//   - rootfs/NAME/...: a root filesystem, written as the tarball context/NAME.tar
+//     (gzip-compressed as NAME.tar.gz with "gzip NAME");
+//   - want/config.json, want/layers.txt: the expected image config and the listing
+//     of each layer; or want/error: the expected error.
+//
+// The comment section describes the case in lines starting with "#" and holds
+// directives, one a line:
+//
+//	symlink PATH TARGET   make a symlink in the context
+//	chmod MODE PATH       set a context file's mode (octal)
+//	mtime UNIX PATH       set a context file's mtime
+//	mkdir PATH            make an empty directory in the context
+//	gzip NAME             compress the rootfs tarball NAME
+//	build-context N=PATH  as --build-context (PATH relative to the context)
+//	epoch N | noepoch     SOURCE_DATE_EPOCH (default 1700000000)
+func TestCases(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txtar")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+			runCase(t, file)
+		})
+	}
+}
+
+func runCase(t *testing.T, file string) {
+	ar, err := txtar.ParseFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctxDir := filepath.Join(dir, "context")
+	if err := os.MkdirAll(ctxDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var dockerfile []byte
+	rootfs := map[string][]txtar.File{}
+	for _, f := range ar.Files {
+		switch {
+		case f.Name == "Dockerfile":
+			dockerfile = f.Data
+		case strings.HasPrefix(f.Name, "context/"):
+			p := filepath.Join(dir, filepath.FromSlash(f.Name))
+			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			must(t, os.WriteFile(p, f.Data, 0o644))
+		case strings.HasPrefix(f.Name, "rootfs/"):
+			name, rest, _ := strings.Cut(strings.TrimPrefix(f.Name, "rootfs/"), "/")
+			rootfs[name] = append(rootfs[name], txtar.File{Name: rest, Data: f.Data})
+		case strings.HasPrefix(f.Name, "want/"):
+		default:
+			t.Fatalf("unexpected section %q", f.Name)
+		}
+	}
+
+	opts := interp.Options{ContextDir: ctxDir, BuildContexts: map[string]string{}}
+	epoch := time.Unix(defaultEpoch, 0).UTC()
+	opts.SourceDateEpoch = &epoch
+	gz := map[string]bool{}
+	for _, line := range strings.Split(string(ar.Comment), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch f[0] {
+		case "symlink":
+			must(t, os.MkdirAll(filepath.Dir(filepath.Join(ctxDir, f[1])), 0o755))
+			must(t, os.Symlink(f[2], filepath.Join(ctxDir, f[1])))
+		case "chmod":
+			m, err := strconv.ParseUint(f[1], 8, 32)
+			must(t, err)
+			must(t, os.Chmod(filepath.Join(ctxDir, f[2]), os.FileMode(m&0o777)|specialBits(m)))
+		case "mtime":
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			must(t, err)
+			tm := time.Unix(n, 0)
+			must(t, os.Chtimes(filepath.Join(ctxDir, f[2]), tm, tm))
+		case "mkdir":
+			must(t, os.MkdirAll(filepath.Join(ctxDir, f[1]), 0o755))
+		case "gzip":
+			gz[f[1]] = true
+		case "build-context":
+			k, v, _ := strings.Cut(f[1], "=")
+			opts.BuildContexts[k] = filepath.Join(ctxDir, v)
+		case "epoch":
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			must(t, err)
+			e := time.Unix(n, 0).UTC()
+			opts.SourceDateEpoch = &e
+		case "noepoch":
+			opts.SourceDateEpoch = nil
+		default:
+			t.Fatalf("unknown directive %q (a description line starts with #)", line)
+		}
+	}
+	for name, files := range rootfs {
+		out := filepath.Join(ctxDir, name+".tar")
+		if gz[name] {
+			out += ".gz"
+		}
+		must(t, writeRootfs(out, files, gz[name]))
+	}
+
+	got := map[string]string{}
+	pf, err := parser.Parse(bytes.NewReader(dockerfile), "Dockerfile")
+	var res *interp.Result
+	if err == nil {
+		res, err = interp.Build(context.Background(), pf, opts)
+	}
+	if err != nil {
+		got["want/error"] = err.Error() + "\n"
+	} else {
+		defer res.Close()
+		cfg, err := res.Image.ConfigJSON()
+		must(t, err)
+		var pretty bytes.Buffer
+		must(t, json.Indent(&pretty, cfg, "", "  "))
+		got["want/config.json"] = pretty.String() + "\n"
+		var layers strings.Builder
+		for i, l := range res.Image.Layers {
+			var buf bytes.Buffer
+			if _, err := l.WriteTo(&buf); err != nil {
+				t.Fatalf("layer %d: %v", i+1, err)
+			}
+			if int64(buf.Len()) != l.Size() {
+				t.Errorf("layer %d: wrote %d bytes, Size says %d", i+1, buf.Len(), l.Size())
+			}
+			listing, err := imagetest.Listing(&buf)
+			must(t, err)
+			fmt.Fprintf(&layers, "# layer %d\n%s", i+1, listing)
+		}
+		got["want/layers.txt"] = layers.String()
+		checkInvariants(t, res)
+	}
+	compare(t, file, ar, got)
+}
+
+func specialBits(m uint64) os.FileMode {
+	var fm os.FileMode
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+// checkInvariants holds for every image: one non-empty history entry per layer, and
+// layers whose paths are unique and come parents first.
+func checkInvariants(t *testing.T, res *interp.Result) {
+	t.Helper()
+	nonEmpty := 0
+	for _, h := range res.Image.Config.History {
+		if !h.EmptyLayer {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != len(res.Image.Layers) {
+		t.Errorf("%d non-empty history entries for %d layers", nonEmpty, len(res.Image.Layers))
+	}
+	for i, l := range res.Image.Layers {
+		var buf bytes.Buffer
+		if _, err := l.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		tr := tar.NewReader(&buf)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			must(t, err)
+			name := strings.TrimSuffix(h.Name, "/")
+			if seen[name] {
+				t.Errorf("layer %d: %q twice", i+1, name)
+			}
+			seen[name] = true
+			if dir := filepath.Dir(name); dir != "." && !seen[dir] && i > 0 {
+				t.Errorf("layer %d: %q comes before its parent", i+1, name)
+			}
+		}
+	}
+}
+
+func compare(t *testing.T, file string, ar *txtar.Archive, got map[string]string) {
+	t.Helper()
+	want := map[string]string{}
+	for _, f := range ar.Files {
+		if strings.HasPrefix(f.Name, "want/") {
+			want[f.Name] = string(f.Data)
+		}
+	}
+	if *update {
+		var files []txtar.File
+		for _, f := range ar.Files {
+			if !strings.HasPrefix(f.Name, "want/") {
+				files = append(files, f)
+			}
+		}
+		names := make([]string, 0, len(got))
+		for n := range got {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			files = append(files, txtar.File{Name: n, Data: []byte(got[n])})
+		}
+		ar.Files = files
+		must(t, os.WriteFile(file, txtar.Format(ar), 0o644))
+		return
+	}
+	for name, g := range got {
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("%s: no %s section; got:\n%s\n(run go test ./interp -update to record it)", file, name, g)
+			continue
+		}
+		if g != w {
+			t.Errorf("%s: %s differs\n--- got\n%s--- want\n%s", file, name, g, w)
+		}
+	}
+	for name := range want {
+		if _, ok := got[name]; !ok {
+			t.Errorf("%s: expected %s, but the build produced no such result", file, name)
+		}
+	}
+}
+
+// writeRootfs writes a root filesystem tarball from txtar files. A file whose name
+// ends in "@" followed by a target becomes a symlink: "bin/sh@busybox".
+func writeRootfs(out string, files []txtar.File, compress bool) error {
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var w io.Writer = f
+	var zw *gzip.Writer
+	if compress {
+		zw = gzip.NewWriter(f)
+		w = zw
+	}
+	tw := tar.NewWriter(w)
+	mtime := time.Unix(1600000000, 0)
+	dirs := map[string]bool{}
+	var addDir func(d string) error
+	addDir = func(d string) error {
+		if d == "." || dirs[d] {
+			return nil
+		}
+		if err := addDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+		dirs[d] = true
+		mode := int64(0o755)
+		if d == "tmp" {
+			mode = 0o1777
+		}
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: mode, ModTime: mtime})
+	}
+	for _, file := range files {
+		name, target, isLink := strings.Cut(file.Name, "@")
+		if strings.HasSuffix(name, "/") {
+			if err := addDir(strings.TrimSuffix(name, "/")); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := addDir(filepath.Dir(name)); err != nil {
+			return err
+		}
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(file.Data)), ModTime: mtime}
+		if isLink {
+			h = &tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: mtime}
+		} else if strings.HasPrefix(name, "bin/") {
+			h.Mode = 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if !isLink {
+			if _, err := tw.Write(file.Data); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if zw != nil {
+		return zw.Close()
+	}
+	return nil
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ fs.FS // io/fs is the interface the interpreter reads contexts through
