@@ -89,19 +89,42 @@ func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 	}
 	absDest = path.Clean(absDest)
 
+	var matches []source
 	for _, src := range srcs {
 		ms, err := b.matchSources(src)
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range ms {
-			if err := b.copySource(st, m, absDest, destIsDir, opts); err != nil {
-				return nil, fmt.Errorf("copying %q: %w", m.name, err)
-			}
+		matches = append(matches, ms...)
+	}
+	// Docker's reference says several sources need a directory destination ending in
+	// "/". BuildKit does not check, and copies each source over the last one when the
+	// destination is not a directory; dfbuild refuses that instead of losing files.
+	if len(matches) > 1 && !destIsDir {
+		if n, _, _ := st.fs.Stat(absDest); n == nil || !n.IsDir() {
+			return nil, fmt.Errorf("%d sources (%s) but the destination %q is not a directory: "+
+				"when COPY has several sources, the destination must end with a /", len(matches), sourceList(matches), dest)
+		}
+	}
+	for _, m := range matches {
+		if err := b.copySource(st, m, absDest, destIsDir, opts); err != nil {
+			return nil, fmt.Errorf("copying %q: %w", m.name, err)
 		}
 	}
 	msg := "COPY" + flagText + " " + strings.Join(srcs, " ") + " " + dest
 	return st.commit(msg), nil
+}
+
+func sourceList(ms []source) string {
+	var names []string
+	for i, m := range ms {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(ms)-3))
+			break
+		}
+		names = append(names, strconv.Quote(m.name))
+	}
+	return strings.Join(names, ", ")
 }
 
 // parseChown accepts uid or uid:gid. A user alone gets the same number as group,
