@@ -113,7 +113,8 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 	}
 	b.noteTime(opts.DockerfileModTime)
 	res.Warnings = append(res.Warnings, f.Warnings...)
-	for _, a := range f.MetaArgs {
+	if len(f.MetaArgs) > 0 {
+		a := f.MetaArgs[0]
 		return nil, parser.At(a, fmt.Errorf("%s is not supported yet", a.Keyword()))
 	}
 	// Like BuildKit, only the stages the target needs are built; until COPY --from and

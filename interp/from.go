@@ -3,7 +3,7 @@ package interp
 import (
 	"errors"
 	"fmt"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 

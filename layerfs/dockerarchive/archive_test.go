@@ -1,7 +1,6 @@
 package dockerarchive_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -201,5 +200,3 @@ func sum(t *testing.T, file string) [32]byte {
 	}
 	return sha256.Sum256(b)
 }
-
-var _ = bytes.MinRead
