@@ -30,12 +30,17 @@ type buildOptions struct {
 
 func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions) error {
 	tags := make([]image.Tag, 0, len(o.tags))
+	seen := map[string]bool{}
 	for _, s := range o.tags {
 		t, err := image.ParseTag(s)
 		if err != nil {
 			return usageError{err}
 		}
-		tags = append(tags, t)
+		// "-t app -t app:latest" names one tag; the archive lists it once.
+		if !seen[t.Full] {
+			seen[t.Full] = true
+			tags = append(tags, t)
+		}
 	}
 	dest, err := outputPath(o.output, tags)
 	if err != nil {

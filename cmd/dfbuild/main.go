@@ -1,11 +1,3 @@
-// Command dfbuild builds container images from Dockerfiles without a Docker daemon,
-// without root and without running containers.
-//
-// Usage:
-//
-//	dfbuild [flags] [CONTEXT]
-//
-// Run "dfbuild --help" for the flags and examples.
 package main
 
 import (
