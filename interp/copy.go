@@ -336,7 +336,10 @@ func (b *builder) copySource(st *stage, s source, absDest string, destIsDir bool
 		if err != nil {
 			return destError(absDest, err)
 		}
-		if err := b.copyTree(st, s.real, real, o); err != nil {
+		// Files hard-linked to each other inside the tree stay linked, as BuildKit's
+		// copy keeps an inode map per source.
+		links := map[fileID]uint64{}
+		if err := b.copyTree(st, s.real, real, o, links); err != nil {
 			return err
 		}
 		// BuildKit gives the destination the source directory's mtime, new or not.
@@ -383,7 +386,7 @@ func (b *builder) copySource(st *stage, s source, absDest string, destIsDir bool
 
 // copyTree merges the context directory src into the image directory dst. Symlinks
 // below dst are not followed: an entry meets whatever is at its own path.
-func (b *builder) copyTree(st *stage, src, dst string, o copyOpts) error {
+func (b *builder) copyTree(st *stage, src, dst string, o copyOpts, links map[fileID]uint64) error {
 	entries, err := b.source.readDir(src)
 	if err != nil {
 		return err
@@ -409,7 +412,7 @@ func (b *builder) copyTree(st *stage, src, dst string, o copyOpts) error {
 			if err := st.fs.Put(dp, n); err != nil {
 				return err
 			}
-			if err := b.copyTree(st, sp, dp, o); err != nil {
+			if err := b.copyTree(st, sp, dp, o, links); err != nil {
 				return err
 			}
 			// The directory takes its source's metadata once its contents are in.
@@ -418,6 +421,12 @@ func (b *builder) copyTree(st *stage, src, dst string, o copyOpts) error {
 		}
 		if old != nil && old.IsDir() {
 			return fmt.Errorf("cannot replace directory %s with the %s %s", dp, n.Type, sp)
+		}
+		if id, ok := linkedID(fi); ok {
+			if links[id] == 0 {
+				links[id] = st.fs.NewLinkGroup()
+			}
+			n.HardLink = links[id]
 		}
 		if err := st.fs.Put(dp, n); err != nil {
 			return err

@@ -43,6 +43,7 @@ const defaultEpoch = 1700000000
 // directives, one a line:
 //
 //	symlink PATH TARGET   make a symlink in the context
+//	hardlink PATH TARGET  make a hard link to TARGET in the context
 //	chmod MODE PATH       set a context file's mode (octal)
 //	mtime UNIX PATH       set a context file's mtime
 //	mkdir PATH            make an empty directory in the context
@@ -112,6 +113,9 @@ func runCase(t *testing.T, file string) {
 			must(t, err)
 			tm := time.Unix(n, 0)
 			must(t, os.Chtimes(filepath.Join(ctxDir, f[2]), tm, tm))
+		case "hardlink":
+			must(t, os.MkdirAll(filepath.Dir(filepath.Join(ctxDir, f[1])), 0o755))
+			must(t, os.Link(filepath.Join(ctxDir, f[2]), filepath.Join(ctxDir, f[1])))
 		case "mkdir":
 			must(t, os.MkdirAll(filepath.Join(ctxDir, f[1]), 0o755))
 		case "gzip":

@@ -163,6 +163,18 @@ func unixMode(m fs.FileMode) uint32 {
 	return u
 }
 
+// fileID identifies a file with several hard links in the context.
+type fileID struct{ dev, ino uint64 }
+
+// linkedID returns the identity of a regular file that has more than one link.
+func linkedID(fi fs.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() || st.Nlink < 2 {
+		return fileID{}, false
+	}
+	return fileID{uint64(st.Dev), uint64(st.Ino)}, true
+}
+
 func deviceNumbers(fi fs.FileInfo) (major, minor int64, ok bool) {
 	switch st := fi.Sys().(type) {
 	case *syscall.Stat_t:

@@ -12,6 +12,10 @@ import (
 // maxSymlinks bounds symlink resolution, as Linux's ELOOP limit does.
 const maxSymlinks = 255
 
+// errWhiteoutName refuses a name that a layer would read as a whiteout: stored in the
+// tree, it would delete a lower path instead of being a file.
+var errWhiteoutName = errors.New("names starting with " + whiteoutPrefix + " are reserved for layer whiteouts")
+
 // FS is an in-memory filesystem tree that records its changes. Paths given to its
 // methods are slash-separated; a leading slash is optional and "." or "" is the root.
 type FS struct {
@@ -19,6 +23,14 @@ type FS struct {
 	changed map[string]struct{} // real paths added or modified since the last Commit
 	created map[string]struct{} // of those, the ones that did not exist before it
 	removed map[string]Type     // paths removed since the last Commit that existed before it
+	links   uint64              // the last hard-link group handed out
+}
+
+// NewLinkGroup returns a hard-link group number not used in this tree yet (see
+// Node.HardLink).
+func (f *FS) NewLinkGroup() uint64 {
+	f.links++
+	return f.links
 }
 
 // New returns an empty tree: a root directory, mode 0755, owned by root.
@@ -78,6 +90,11 @@ func (f *FS) Resolve(p string, followLast bool) (string, error) {
 			links++
 			if links > maxSymlinks {
 				return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ELOOP}
+			}
+			if child.Target == "" {
+				// Linux refuses to follow an empty symlink; taken as "", it would
+				// name the directory holding it.
+				return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ENOENT}
 			}
 			if strings.HasPrefix(child.Target, "/") {
 				names, nodes = nil, nil
@@ -145,6 +162,9 @@ func (f *FS) MkdirAll(p string, tmpl Node) (string, error) {
 		cur += "/" + name
 		child := n.children[name]
 		if child == nil {
+			if strings.HasPrefix(name, whiteoutPrefix) {
+				return "", &fs.PathError{Op: "mkdir", Path: cur, Err: errWhiteoutName}
+			}
 			d := tmpl.header()
 			d.Type, d.Size, d.Target, d.Content = TypeDir, 0, "", nil
 			d.children = map[string]*Node{}
@@ -171,6 +191,9 @@ func (f *FS) Put(p string, n *Node) error {
 		return nil
 	}
 	dir, name := path.Split(p)
+	if strings.HasPrefix(name, whiteoutPrefix) {
+		return &fs.PathError{Op: "put", Path: p, Err: errWhiteoutName}
+	}
 	parent := f.Get(dir)
 	if parent == nil {
 		return &fs.PathError{Op: "put", Path: p, Err: fs.ErrNotExist}
@@ -222,7 +245,13 @@ func (f *FS) SetMeta(p string, fn func(*Node)) {
 // attach links child into parent at p, replacing old, and records the change.
 func (f *FS) attach(parent *Node, p string, child, old *Node) {
 	if old != nil {
+		// Replacing an entry made in this layer: the path is still new to it, so
+		// removing it later must not leave a whiteout.
+		_, isNew := f.created[p]
 		f.forget(p, old)
+		if isNew {
+			f.created[p] = struct{}{}
+		}
 	} else {
 		f.created[p] = struct{}{}
 	}

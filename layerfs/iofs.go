@@ -1,6 +1,7 @@
 package layerfs
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"path"
@@ -33,7 +34,14 @@ func (v ioFS) lookup(op, name string, follow bool) (*Node, error) {
 		n, _, err = v.f.Lstat(name)
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+		// Keep the cause (ErrNotExist, or ELOOP for a symlink loop) but report the
+		// name the caller gave.
+		cause := error(fs.ErrNotExist)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			cause = pe.Err
+		}
+		return nil, &fs.PathError{Op: op, Path: name, Err: cause}
 	}
 	return n, nil
 }

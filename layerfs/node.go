@@ -59,6 +59,10 @@ type Node struct {
 	Major   int64  // devices only
 	Minor   int64
 	Content Opener // regular files only; nil means empty
+	// HardLink, when not zero, groups regular files that are hard links of one file:
+	// in a layer, the first of a group (in tar order) is written as a file and the
+	// others as hard links to it, as Docker's layer writers do.
+	HardLink uint64
 
 	children map[string]*Node // directories only
 }

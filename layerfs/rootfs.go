@@ -64,6 +64,7 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 	fsys := New()
 	l := &rootfsLoader{fsys: fsys, backing: backing, seen: map[string]bool{}}
 	tr := tar.NewReader(pr)
+	prev := "" // the last entry read, to place an error in a damaged tarball
 	for i := 0; ; i++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -76,11 +77,12 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 			if i == 0 {
 				return nil, fmt.Errorf("not a tar archive: %w", err)
 			}
-			return nil, fmt.Errorf("reading entry %d: %w", i+1, err)
+			return nil, fmt.Errorf("reading entry %d, after %q: %w", i+1, prev, err)
 		}
 		if err := l.add(hdr, pr.n); err != nil {
 			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
+		prev = hdr.Name
 	}
 	// The layer is the whole stream, trailing padding included.
 	if _, err := io.Copy(io.Discard, pr); err != nil {
@@ -135,6 +137,13 @@ func (l *rootfsLoader) add(hdr *tar.Header, offset int64) error {
 	case tar.TypeGNUSparse:
 		return errors.New("sparse files are not supported")
 	}
+	// archive/tar presents a PAX-format GNU sparse file as a regular file of its
+	// logical size whose body is not the bytes stored at this offset.
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return errors.New("sparse files are not supported")
+		}
+	}
 	p, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -168,8 +177,12 @@ func (l *rootfsLoader) add(hdr *tar.Header, offset int64) error {
 		if t == nil || t.Type != TypeReg {
 			return fmt.Errorf("hard link to %q, which is not a file earlier in the tarball", hdr.Linkname)
 		}
-		// The tree has no hard links of its own: the entry reads the same bytes.
-		n.Type, n.Size, n.Content = TypeReg, t.Size, t.Content
+		// Both names share one group: read the same bytes, and a layer holding both
+		// writes the second as a link.
+		if t.HardLink == 0 {
+			t.HardLink = l.fsys.NewLinkGroup()
+		}
+		n.Type, n.Size, n.Content, n.HardLink = TypeReg, t.Size, t.Content, t.HardLink
 	case tar.TypeSymlink:
 		if escapes(p, hdr.Linkname) {
 			return fmt.Errorf("symlink to %q points outside the root", hdr.Linkname)

@@ -71,8 +71,16 @@ func (e *Entry) Header(opts TarOptions) *tar.Header {
 func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
 	headers := make([]*tar.Header, len(c.Entries))
 	size := int64(2 * blockSize) // the end-of-archive marker
+	firstOfLink := map[uint64]string{}
 	for i := range c.Entries {
 		h := c.Entries[i].Header(opts)
+		if id := c.Entries[i].Node.HardLink; id != 0 && h.Typeflag == tar.TypeReg {
+			if first, ok := firstOfLink[id]; ok {
+				h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
+			} else {
+				firstOfLink[id] = h.Name
+			}
+		}
 		n, err := headerLen(h)
 		if err != nil {
 			return nil, fmt.Errorf("encoding %q: %w", c.Entries[i].Path, err)

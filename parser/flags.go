@@ -55,6 +55,9 @@ func (f *flags) parse() error {
 		name, value, hasValue := strings.Cut(w[2:], "=")
 		kind, ok := f.kinds[name]
 		if !ok {
+			if s := f.closest(name); s != "" {
+				return fmt.Errorf("unknown flag: --%s for %s (did you mean --%s?)", name, f.keyword, s)
+			}
 			return fmt.Errorf("unknown flag: --%s for %s", name, f.keyword)
 		}
 		if seen[name] && kind != kindStrings {
@@ -73,6 +76,10 @@ func (f *flags) parse() error {
 			}
 			*f.sliceV[name] = append(*f.sliceV[name], value)
 		case kindBool:
+			// --flag alone means true; --flag= with nothing after it is a mistake.
+			if hasValue && value == "" {
+				return fmt.Errorf("missing a value on flag: --%s", name)
+			}
 			switch strings.ToLower(value) {
 			case "", "true":
 				*f.boolVal[name] = true
@@ -84,4 +91,17 @@ func (f *flags) parse() error {
 		}
 	}
 	return nil
+}
+
+// closest returns the declared flag nearest to name, by the same measure as the
+// instruction suggestions, or "" when none is close.
+func (f *flags) closest(name string) string {
+	best, bestDist := "", 3
+	for k := range f.kinds {
+		d := editDistance(strings.ToLower(name), k)
+		if d < bestDist || (d == bestDist && best != "" && k < best) {
+			best, bestDist = k, d
+		}
+	}
+	return best
 }

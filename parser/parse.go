@@ -63,6 +63,17 @@ func fromBuildKit(name string, err error) error {
 	if le != nil {
 		msg = le.Unwrap().Error()
 	}
+	switch {
+	case strings.HasPrefix(msg, "invalid escape token"),
+		strings.HasPrefix(msg, "only one ") && strings.HasSuffix(msg, " parser directive can be used"),
+		strings.HasPrefix(msg, "dockerfile line greater than"):
+		// BuildKit locates directive errors and over-long lines with the number of
+		// lines read before the offending one, which is one less than its line.
+		line++
+	case msg == "file with no instructions":
+		// A whole-file error: BuildKit gives the last line, which is not the place.
+		line = 0
+	}
 	return &Error{File: name, Line: line, Err: errors.New(lowerFirst(msg))}
 }
 

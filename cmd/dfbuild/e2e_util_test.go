@@ -1,0 +1,826 @@
+//go:build linux
+
+package main
+
+// Helpers of the end-to-end tests in e2e_test.go: gating on the tools they need,
+// running commands, the busybox root filesystem tarball, reading image archives and
+// exported filesystems, and comparing trees. Every name starts with "e2e" so that
+// nothing collides with the package's other tests.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
+)
+
+// ---- gating ------------------------------------------------------------------------
+
+// e2eInCI reports whether missing tools must fail the tests instead of skipping them.
+func e2eInCI() bool { return os.Getenv("CI") == "true" }
+
+// e2eRequire skips t when err says a tool is missing, or fails it under CI=true.
+func e2eRequire(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if e2eInCI() {
+		t.Fatalf("%s is required under CI=true but is not usable: %v", what, err)
+	}
+	t.Skipf("skipping: %s is not usable: %v (set CI=true to make this a failure)", what, err)
+}
+
+type e2eProbe struct {
+	once sync.Once
+	err  error
+}
+
+func (p *e2eProbe) check(f func() error) error {
+	p.once.Do(func() { p.err = f() })
+	return p.err
+}
+
+var e2eDockerProbe, e2ePodmanProbe, e2eSkopeoProbe, e2eBusyboxProbe e2eProbe
+
+// e2eProbeCmd runs a command briefly to see that a tool works.
+func e2eProbeCmd(name string, args ...string) error {
+	if _, err := exec.LookPath(name); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// e2eSkipShort skips a slow end-to-end test in -short mode, except under CI=true,
+// where nothing that is meant to run may be skipped.
+func e2eSkipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() && !e2eInCI() {
+		t.Skip("skipping the end-to-end test in -short mode")
+	}
+}
+
+// requireDocker skips the test unless a Docker daemon answers (docker info), or
+// fails it under CI=true. It also skips in -short mode (see e2eSkipShort).
+func requireDocker(t *testing.T) {
+	t.Helper()
+	e2eSkipShort(t)
+	e2eRequire(t, "the Docker daemon (docker info)", e2eDockerProbe.check(func() error {
+		return e2eProbeCmd("docker", "info", "--format", "{{.ServerVersion}}")
+	}))
+}
+
+// requirePodman skips the test without a working podman, or fails it under CI=true.
+func requirePodman(t *testing.T) {
+	t.Helper()
+	e2eRequire(t, "podman", e2ePodmanProbe.check(func() error { return e2eProbeCmd("podman", "--version") }))
+}
+
+// requireSkopeo skips the test without a working skopeo, or fails it under CI=true.
+func requireSkopeo(t *testing.T) {
+	t.Helper()
+	e2eRequire(t, "skopeo", e2eSkopeoProbe.check(func() error { return e2eProbeCmd("skopeo", "--version") }))
+}
+
+var e2eBusyboxBytes []byte
+
+// e2eBusybox returns the bytes of a statically linked busybox (Debian's
+// busybox-static installs one as /bin/busybox); the images run it with no libc.
+func e2eBusybox(t *testing.T) []byte {
+	t.Helper()
+	e2eRequire(t, "a static busybox (apt-get install busybox-static)", e2eBusyboxProbe.check(func() error {
+		p, err := exec.LookPath("busybox")
+		if _, serr := os.Stat("/bin/busybox"); serr == nil {
+			p, err = "/bin/busybox", nil
+		}
+		if err != nil {
+			return err
+		}
+		f, err := elf.Open(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		defer f.Close()
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				return fmt.Errorf("%s is dynamically linked; the images need a static one", p)
+			}
+		}
+		e2eBusyboxBytes, err = os.ReadFile(p)
+		return err
+	}))
+	return e2eBusyboxBytes
+}
+
+// ---- commands ----------------------------------------------------------------------
+
+// e2eExec runs a command with extra environment variables and returns its stdout and
+// stderr. Commands are killed after three minutes.
+func e2eExec(env []string, stdin io.Reader, name string, args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w\nstderr:\n%s", name, strings.Join(args, " "), err, e.String())
+	}
+	return o.String(), e.String(), err
+}
+
+// e2eMust runs a command and fails the test if it fails; it returns stdout.
+func e2eMust(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	out, _, err := e2eExec(env, nil, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// e2eDocker runs the docker client found in PATH.
+func e2eDocker(t *testing.T, args ...string) string {
+	t.Helper()
+	return e2eMust(t, nil, "docker", args...)
+}
+
+// e2eName makes names unique to this test process, so that two runs on one daemon,
+// or other users of it, never see each other's images: dfbuild-e2e-PID/NAME.
+func e2eName(name string) string {
+	return fmt.Sprintf("dfbuild-e2e-%d/%s", os.Getpid(), name)
+}
+
+var e2eCounter atomic.Int64
+
+// e2eRemoveImagesAfter untags the images when the test ends. Removal is by name only,
+// never by ID: an image with other names (someone else's) keeps them.
+func e2eRemoveImagesAfter(t *testing.T, refs ...string) {
+	t.Cleanup(func() {
+		args := append([]string{"rmi", "-f"}, refs...)
+		if _, _, err := e2eExec(nil, nil, "docker", args...); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+}
+
+// e2eDockerLoad loads an archive and checks that docker reports the expected tags.
+func e2eDockerLoad(t *testing.T, archive string, tags ...string) {
+	t.Helper()
+	e2eRemoveImagesAfter(t, tags...)
+	out := e2eDocker(t, "load", "-i", archive)
+	for _, tag := range tags {
+		if !strings.Contains(out, "Loaded image: "+tag+"\n") {
+			t.Errorf("docker load -i %s: no \"Loaded image: %s\" in its output:\n%s", filepath.Base(archive), tag, out)
+		}
+	}
+}
+
+// e2eDockerRun runs a container, removes it, and returns its stdout. Anything on
+// stderr that looks like a warning fails the test (docker warns, for instance, about
+// a platform it cannot match).
+func e2eDockerRun(t *testing.T, args ...string) string {
+	t.Helper()
+	args = append([]string{"run", "--rm", "--network", "none"}, args...)
+	out, errOut, err := e2eExec(nil, nil, "docker", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.ToLower(errOut), "warning") {
+		t.Errorf("docker %s warned:\n%s", strings.Join(args, " "), errOut)
+	}
+	return out
+}
+
+// e2eImageInspect returns docker image inspect's JSON for one image.
+func e2eImageInspect(t *testing.T, ref string) e2eInspect {
+	t.Helper()
+	var v []e2eInspect
+	if err := json.Unmarshal([]byte(e2eDocker(t, "image", "inspect", ref)), &v); err != nil || len(v) != 1 {
+		t.Fatalf("docker image inspect %s: %v (%d results)", ref, err, len(v))
+	}
+	return v[0]
+}
+
+type e2eInspect struct {
+	ID           string `json:"Id"`
+	Architecture string
+	Os           string
+	Variant      string
+	Config       map[string]any
+	RootFS       struct{ Layers []string }
+}
+
+// ---- BuildKit ----------------------------------------------------------------------
+
+// e2eBuilder is the docker command line that builds the reference images.
+type e2eBuilder struct {
+	argv   []string // the build command up to its options, e.g. docker buildx build --load
+	env    []string
+	kind   string // "buildx", "buildkit" or "classic"
+	engine string // the Docker Engine's version
+}
+
+// oldBuildKit reports whether the reference is the BuildKit built into a Docker
+// Engine older than 23 (20.10 has BuildKit v0.8), which predates some behaviour of
+// current BuildKit that dfbuild follows.
+func (b e2eBuilder) oldBuildKit() bool {
+	major, err := strconv.Atoi(strings.SplitN(b.engine, ".", 2)[0])
+	return b.kind == "buildkit" && err == nil && major < 23
+}
+
+var (
+	e2eBuilderOnce   sync.Once
+	e2eBuilderFound  e2eBuilder
+	e2eBuilderReason string
+)
+
+// e2eFindBuilder picks the reference builder: docker buildx if it works; else a
+// docker client older than 23 (whose "docker build" can use the engine's built-in
+// BuildKit with DOCKER_BUILDKIT=1), looking at /usr/bin/docker explicitly; else the
+// classic builder, which is logged loudly because it differs from BuildKit (see
+// semantics.md §5). DFBUILD_E2E_BUILDER=classic forces the classic builder, to see
+// how it differs.
+func e2eFindBuilder(t *testing.T) e2eBuilder {
+	t.Helper()
+	e2eBuilderOnce.Do(func() {
+		defer func() {
+			out, _, _ := e2eExec(nil, nil, "docker", "version", "--format", "{{.Server.Version}}")
+			e2eBuilderFound.engine = strings.TrimSpace(out)
+		}()
+		if os.Getenv("DFBUILD_E2E_BUILDER") == "classic" {
+			e2eBuilderFound = e2eBuilder{argv: []string{"docker", "build"}, env: []string{"DOCKER_BUILDKIT=0"}, kind: "classic"}
+			e2eBuilderReason = "the CLASSIC builder, as DFBUILD_E2E_BUILDER=classic asks"
+			return
+		}
+		if e2eProbeCmd("docker", "buildx", "version") == nil {
+			e2eBuilderFound = e2eBuilder{argv: []string{"docker", "buildx", "build", "--load"}, kind: "buildx"}
+			e2eBuilderReason = "docker buildx"
+			return
+		}
+		candidates := []string{}
+		if p, err := exec.LookPath("docker"); err == nil {
+			candidates = append(candidates, p)
+		}
+		candidates = append(candidates, "/usr/bin/docker")
+		for _, c := range candidates {
+			out, _, err := e2eExec(nil, nil, c, "version", "--format", "{{.Client.Version}}")
+			if err != nil {
+				continue
+			}
+			v := strings.TrimSpace(out)
+			major, err := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
+			if err == nil && major < 23 {
+				e2eBuilderFound = e2eBuilder{argv: []string{c, "build"}, env: []string{"DOCKER_BUILDKIT=1"}, kind: "buildkit"}
+				e2eBuilderReason = fmt.Sprintf("DOCKER_BUILDKIT=1 %s build (client %s)", c, v)
+				return
+			}
+		}
+		e2eBuilderFound = e2eBuilder{argv: []string{"docker", "build"}, env: []string{"DOCKER_BUILDKIT=0"}, kind: "classic"}
+		e2eBuilderReason = "the CLASSIC builder"
+	})
+	if e2eBuilderFound.kind == "classic" {
+		t.Log("**************************************************************************")
+		t.Log("* WARNING: no BuildKit-capable docker client (no buildx, no client < 23). *")
+		t.Log("* The reference images come from the CLASSIC builder, which differs from  *")
+		t.Log("* BuildKit in places (semantics.md §5); differences may be the builder's. *")
+		t.Log("**************************************************************************")
+	} else {
+		t.Logf("reference builder: %s, Docker Engine %s", e2eBuilderReason, e2eBuilderFound.engine)
+	}
+	return e2eBuilderFound
+}
+
+// build builds dockerfile (a path inside ctxDir) as tag.
+func (b e2eBuilder) build(t *testing.T, ctxDir, dockerfile, tag string) {
+	t.Helper()
+	e2eRemoveImagesAfter(t, tag)
+	args := append(append([]string{}, b.argv[1:]...), "-f", dockerfile, "-t", tag, ctxDir)
+	if _, _, err := e2eExec(b.env, nil, b.argv[0], args...); err != nil {
+		t.Fatalf("reference build: %v", err)
+	}
+}
+
+// ---- dfbuild -----------------------------------------------------------------------
+
+// e2eDFBuild runs dfbuild in-process, validates the archive it wrote with
+// imagetest.Validate, and returns the image ID dfbuild printed.
+func e2eDFBuild(t *testing.T, o buildOptions) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if err := runBuild(context.Background(), strings.NewReader(""), &stdout, &stderr, o); err != nil {
+		t.Fatalf("dfbuild -f %s -o %s %s: %v\nstderr:\n%s", o.file, o.output, o.contextDir, err, stderr.String())
+	}
+	imagetest.Validate(t, o.output)
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if id, ok := strings.CutPrefix(line, "Image "); ok {
+			return id
+		}
+	}
+	t.Fatalf("dfbuild printed no image ID:\n%s", stdout.String())
+	return ""
+}
+
+// e2eNoEpoch unsets SOURCE_DATE_EPOCH for the test: the in-process builds read it,
+// and a value inherited from the caller's shell would change their times.
+func e2eNoEpoch(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+}
+
+// e2eGoBuild compiles a Go package or file into dir with CGO_ENABLED=0 and returns
+// the path of the binary.
+func e2eGoBuild(t *testing.T, dir, name, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	e2eMust(t, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", out, pkg)
+	return out
+}
+
+// ---- files -------------------------------------------------------------------------
+
+// e2eWrite writes a file with an exact mode (no umask) and mtime.
+func e2eWrite(t *testing.T, p, content string, mode os.FileMode, mtime time.Time) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	e2eTouch(t, p, mtime)
+}
+
+// e2eMkdir creates a directory with an exact mode; set its mtime after its contents.
+func e2eMkdir(t *testing.T, p string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// e2eSymlink creates a symlink with a given mtime.
+func e2eSymlink(t *testing.T, target, p string, mtime time.Time) {
+	t.Helper()
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
+	e2eTouch(t, p, mtime)
+}
+
+// e2eTouch sets the mtime (and atime) of p without following a final symlink.
+func e2eTouch(t *testing.T, p string, mtime time.Time) {
+	t.Helper()
+	name, err := syscall.BytePtrFromString(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := [2]syscall.Timespec{syscall.NsecToTimespec(mtime.UnixNano()), syscall.NsecToTimespec(mtime.UnixNano())}
+	atFDCWD := -100
+	const atSymlinkNofollow = 0x100
+	if _, _, errno := syscall.Syscall6(syscall.SYS_UTIMENSAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(name)),
+		uintptr(unsafe.Pointer(&ts[0])), atSymlinkNofollow, 0, 0); errno != 0 {
+		t.Fatalf("utimensat %s: %v", p, errno)
+	}
+}
+
+func e2eCopyFile(t *testing.T, src, dst string, mode os.FileMode, mtime time.Time) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2eWrite(t, dst, string(b), mode, mtime)
+}
+
+func e2eSHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func e2eFileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e2eSHA256(b)
+}
+
+// ---- the busybox root filesystem ---------------------------------------------------
+
+// e2eRootfsTime is the mtime of every entry of the busybox tarball.
+var e2eRootfsTime = time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// e2eBusyboxApplets are the symlinks to busybox in /bin.
+var e2eBusyboxApplets = []string{"cat", "echo", "env", "id", "ls", "sh", "true"}
+
+// e2eRootfsTar returns a deterministic busybox root filesystem as a tar: bin/busybox,
+// applet symlinks, etc/passwd and etc/group, tmp at 1777 and an empty mnt; explicit
+// directory entries, numeric root ownership, no user or group names, one mtime.
+func e2eRootfsTar(busybox []byte) []byte {
+	type ent struct {
+		name, body, link string
+		typ              byte
+		mode             int64
+	}
+	ents := []ent{
+		{name: "bin/", typ: tar.TypeDir, mode: 0o755},
+		{name: "bin/busybox", typ: tar.TypeReg, mode: 0o755, body: string(busybox)},
+	}
+	for _, a := range e2eBusyboxApplets {
+		ents = append(ents, ent{name: "bin/" + a, typ: tar.TypeSymlink, mode: 0o777, link: "busybox"})
+	}
+	ents = append(ents,
+		ent{name: "etc/", typ: tar.TypeDir, mode: 0o755},
+		ent{name: "etc/group", typ: tar.TypeReg, mode: 0o644, body: "root:x:0:\nnogroup:x:65534:\n"},
+		ent{name: "etc/passwd", typ: tar.TypeReg, mode: 0o644, body: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"},
+		ent{name: "mnt/", typ: tar.TypeDir, mode: 0o755},
+		ent{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
+	)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link,
+			Size: int64(len(e.body)), ModTime: e2eRootfsTime, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(h); err != nil {
+			panic(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			panic(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// e2eGzip compresses deterministically (Go's gzip header has no name and mtime 0).
+func e2eGzip(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// ---- archives and layers -----------------------------------------------------------
+
+// e2eEntry is one path of a layer or an exported filesystem.
+type e2eEntry struct {
+	Type  string // d, f, l (symlink), h (hard link), c, b, p
+	Mode  int64  // permission and special bits
+	UID   int
+	GID   int
+	Size  int64
+	SHA   string // sha256 of a regular file's contents
+	Link  string // symlink target or hard link name
+	MTime time.Time
+	Index int // position in the tar
+}
+
+func (e e2eEntry) String() string {
+	s := fmt.Sprintf("%s %04o %d:%d size=%d mtime=%s", e.Type, e.Mode, e.UID, e.GID, e.Size, e.MTime.UTC().Format(time.RFC3339))
+	if e.Link != "" {
+		s += " -> " + e.Link
+	}
+	if e.SHA != "" {
+		s += " sha256:" + e.SHA[:12]
+	}
+	return s
+}
+
+// e2eCleanName turns a tar name into an absolute, clean path ("/" for the root).
+func e2eCleanName(n string) string { return path.Clean("/" + n) }
+
+// e2eReadTree reads a tar stream into a map from clean path to entry.
+func e2eReadTree(r io.Reader) (map[string]e2eEntry, []string, error) {
+	tree := map[string]e2eEntry{}
+	var order []string
+	tr := tar.NewReader(r)
+	for i := 0; ; i++ {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return tree, order, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		e := e2eEntry{Mode: h.Mode & 0o7777, UID: h.Uid, GID: h.Gid, MTime: h.ModTime, Index: i}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			e.Type = "d"
+		case tar.TypeReg:
+			e.Type, e.Size = "f", h.Size
+			s := sha256.New()
+			if _, err := io.Copy(s, tr); err != nil {
+				return nil, nil, err
+			}
+			e.SHA = hex.EncodeToString(s.Sum(nil))
+		case tar.TypeSymlink:
+			e.Type, e.Link = "l", h.Linkname
+		case tar.TypeLink:
+			e.Type, e.Link = "h", e2eCleanName(h.Linkname)
+		case tar.TypeChar:
+			e.Type, e.Link = "c", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor)
+		case tar.TypeBlock:
+			e.Type, e.Link = "b", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor)
+		case tar.TypeFifo:
+			e.Type = "p"
+		default:
+			e.Type = fmt.Sprintf("?%c", h.Typeflag)
+		}
+		name := e2eCleanName(h.Name)
+		if _, dup := tree[name]; dup {
+			return nil, nil, fmt.Errorf("duplicate path %s in the tar", name)
+		}
+		tree[name] = e
+		order = append(order, name)
+	}
+}
+
+// e2eImage is one image of a docker-archive (ours or docker save's legacy one).
+type e2eImage struct {
+	RepoTags   []string
+	ConfigPath string
+	ConfigRaw  []byte
+	Config     e2eConfig
+	LayerPaths []string
+	Layers     [][]byte // uncompressed layer tars, in order
+}
+
+type e2eConfig struct {
+	Architecture string
+	OS           string `json:"os"`
+	Variant      string
+	Created      *time.Time
+	Config       map[string]any
+	History      []e2eHistory
+	RootFS       struct {
+		Type    string
+		DiffIDs []string `json:"diff_ids"`
+	} `json:"rootfs"`
+}
+
+type e2eHistory struct {
+	Created    *time.Time
+	CreatedBy  string `json:"created_by"`
+	Comment    string
+	EmptyLayer bool `json:"empty_layer"`
+}
+
+// e2eArchive is a whole image archive held in memory (the tests' archives are small).
+type e2eArchive struct {
+	Files  map[string][]byte
+	Order  []string
+	Images []e2eImage
+}
+
+// e2eReadArchive reads a docker-archive through its manifest.json.
+func e2eReadArchive(t *testing.T, file string) *e2eArchive {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a := &e2eArchive{Files: map[string][]byte{}}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", file, err)
+		}
+		name := strings.TrimPrefix(path.Clean(h.Name), "./")
+		a.Order = append(a.Order, name)
+		switch h.Typeflag {
+		case tar.TypeReg:
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Files[name] = b
+		case tar.TypeSymlink: // docker save links repeated layers
+			a.Files[name] = nil
+			if b, ok := a.Files[path.Join(path.Dir(name), h.Linkname)]; ok {
+				a.Files[name] = b
+			}
+		}
+	}
+	var manifest []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.Unmarshal(a.Files["manifest.json"], &manifest); err != nil {
+		t.Fatalf("%s: manifest.json: %v", file, err)
+	}
+	for _, m := range manifest {
+		img := e2eImage{RepoTags: m.RepoTags, ConfigPath: m.Config, ConfigRaw: a.Files[m.Config], LayerPaths: m.Layers}
+		if err := json.Unmarshal(img.ConfigRaw, &img.Config); err != nil {
+			t.Fatalf("%s: config %s: %v", file, m.Config, err)
+		}
+		for _, l := range m.Layers {
+			b, ok := a.Files[l]
+			if !ok {
+				t.Fatalf("%s: layer %s is missing", file, l)
+			}
+			b, err := e2eMaybeGunzip(b)
+			if err != nil {
+				t.Fatalf("%s: layer %s: %v", file, l, err)
+			}
+			img.Layers = append(img.Layers, b)
+		}
+		a.Images = append(a.Images, img)
+	}
+	return a
+}
+
+func e2eMaybeGunzip(b []byte) ([]byte, error) {
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		return b, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
+}
+
+// e2eLayerTree reads one layer tar.
+func e2eLayerTree(t *testing.T, layer []byte) (map[string]e2eEntry, []string) {
+	t.Helper()
+	tree, order, err := e2eReadTree(bytes.NewReader(layer))
+	if err != nil {
+		t.Fatalf("reading a layer: %v", err)
+	}
+	return tree, order
+}
+
+// e2eDockerSave saves an image with docker save and reads it back.
+func e2eDockerSave(t *testing.T, ref string) e2eImage {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "saved.tar")
+	e2eDocker(t, "save", "-o", file, ref)
+	a := e2eReadArchive(t, file)
+	if len(a.Images) != 1 {
+		t.Fatalf("docker save %s: %d images", ref, len(a.Images))
+	}
+	return a.Images[0]
+}
+
+// e2eExport creates a container from the image (without starting it) and reads
+// docker export's tar of its filesystem.
+func e2eExport(t *testing.T, ref string) map[string]e2eEntry {
+	t.Helper()
+	name := fmt.Sprintf("dfbuild-e2e-%d-%d", os.Getpid(), e2eCounter.Add(1))
+	// The container never runs; the entrypoint is replaced so that images without a
+	// command can be created too.
+	e2eDocker(t, "create", "--name", name, "--network", "none", "--entrypoint", "/not-run", ref)
+	t.Cleanup(func() {
+		if _, _, err := e2eExec(nil, nil, "docker", "rm", "-f", name); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+	out := e2eDocker(t, "export", name)
+	tree, _, err := e2eReadTree(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("docker export %s: %v", ref, err)
+	}
+	return tree
+}
+
+// ---- comparing ---------------------------------------------------------------------
+
+// e2eMtimePolicy decides about an mtime difference: "" makes it a failure, any other
+// text is the reason it is only noted.
+type e2eMtimePolicy func(p string, ours, theirs e2eEntry) string
+
+// e2eCompareTrees compares two trees path by path on type, mode with special bits,
+// uid, gid, size, content and link target, and on mtime unless the policy excuses it.
+// It returns the differences, and the excused mtime differences by reason.
+func e2eCompareTrees(ours, theirs map[string]e2eEntry, oursName, theirsName string, policy e2eMtimePolicy) (diffs []string, notes map[string][]string) {
+	notes = map[string][]string{}
+	paths := map[string]bool{}
+	for p := range ours {
+		paths[p] = true
+	}
+	for p := range theirs {
+		paths[p] = true
+	}
+	sorted := make([]string, 0, len(paths))
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted)
+	for _, p := range sorted {
+		a, inA := ours[p]
+		b, inB := theirs[p]
+		switch {
+		case !inA:
+			diffs = append(diffs, fmt.Sprintf("%s: only in %s: %v", p, theirsName, b))
+			continue
+		case !inB:
+			diffs = append(diffs, fmt.Sprintf("%s: only in %s: %v", p, oursName, a))
+			continue
+		}
+		var fields []string
+		if a.Type != b.Type {
+			fields = append(fields, fmt.Sprintf("type %s vs %s", a.Type, b.Type))
+		}
+		if a.Mode != b.Mode {
+			fields = append(fields, fmt.Sprintf("mode %04o vs %04o", a.Mode, b.Mode))
+		}
+		if a.UID != b.UID || a.GID != b.GID {
+			fields = append(fields, fmt.Sprintf("owner %d:%d vs %d:%d", a.UID, a.GID, b.UID, b.GID))
+		}
+		if a.Size != b.Size {
+			fields = append(fields, fmt.Sprintf("size %d vs %d", a.Size, b.Size))
+		}
+		if a.SHA != b.SHA {
+			fields = append(fields, "content differs")
+		}
+		if a.Link != b.Link {
+			fields = append(fields, fmt.Sprintf("link %q vs %q", a.Link, b.Link))
+		}
+		if !a.MTime.Equal(b.MTime) {
+			msg := fmt.Sprintf("mtime %s vs %s", a.MTime.UTC().Format(time.RFC3339Nano), b.MTime.UTC().Format(time.RFC3339Nano))
+			if reason := policy(p, a, b); reason != "" {
+				notes[reason] = append(notes[reason], p+": "+msg)
+			} else {
+				fields = append(fields, msg)
+			}
+		}
+		if len(fields) > 0 {
+			diffs = append(diffs, fmt.Sprintf("%s: %s (%s vs %s)", p, strings.Join(fields, "; "), oursName, theirsName))
+		}
+	}
+	return diffs, notes
+}
+
+// e2eDeepEqualJSON compares two decoded JSON values.
+func e2eDeepEqualJSON(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+func e2eJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// e2eSortedKeys returns the union of two maps' keys, sorted.
+func e2eSortedKeys(a, b map[string]any) []string {
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
