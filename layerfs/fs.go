@@ -230,16 +230,27 @@ func (f *FS) Remove(p string) error {
 }
 
 // SetMeta lets fn change the metadata of the node at the real path p, and records
-// the change. fn must not change the node's type.
+// the change. fn must not change the node's type. A hard-linked file whose mode,
+// owner or time fn changes leaves its link group: the members of a group share one
+// inode's metadata, and a layer writes all but the first as bare links.
 func (f *FS) SetMeta(p string, fn func(*Node)) {
 	n := f.Get(p)
 	if n == nil {
 		return
 	}
-	t, kids := n.Type, n.children
+	t, kids, before := n.Type, n.children, n.header()
 	fn(n)
 	n.Type, n.children = t, kids
+	if n.HardLink != 0 && n.HardLink == before.HardLink && !sameMeta(n, &before) {
+		n.HardLink = 0
+	}
 	f.changed[Clean(p)] = struct{}{}
+}
+
+// sameMeta reports whether a and b have the metadata that hard links share.
+func sameMeta(a, b *Node) bool {
+	return a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID &&
+		a.ModTime.Equal(b.ModTime) && a.Stamped == b.Stamped
 }
 
 // attach links child into parent at p, replacing old, and records the change.

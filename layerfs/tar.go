@@ -71,15 +71,17 @@ func (e *Entry) Header(opts TarOptions) *tar.Header {
 func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
 	headers := make([]*tar.Header, len(c.Entries))
 	size := int64(2 * blockSize) // the end-of-archive marker
-	firstOfLink := map[uint64]string{}
+	firstOfLink := map[uint64]*tar.Header{}
 	for i := range c.Entries {
 		h := c.Entries[i].Header(opts)
 		if id := c.Entries[i].Node.HardLink; id != 0 && h.Typeflag == tar.TypeReg {
-			if first, ok := firstOfLink[id]; ok {
-				h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
-			} else {
-				firstOfLink[id] = h.Name
+			if first, ok := firstOfLink[id]; !ok {
+				firstOfLink[id] = h
+			} else if sameInode(first, h) {
+				h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first.Name, 0
 			}
+			// A member whose metadata differs is written as a file of its own:
+			// unpackers disagree on whose metadata a link entry would keep.
 		}
 		n, err := headerLen(h)
 		if err != nil {
@@ -124,11 +126,18 @@ func copyBody(w io.Writer, e *Entry) error {
 		}
 		return fmt.Errorf("reading %q: %w", e.Path, err)
 	}
+	// A reader may return 0 bytes without an error; ReadAtLeast keeps asking.
 	var one [1]byte
-	if m, _ := rc.Read(one[:]); m > 0 {
+	if m, _ := io.ReadAtLeast(rc, one[:], 1); m > 0 {
 		return fmt.Errorf("reading %q: file grew while the build ran (expected %d bytes)", e.Path, e.Node.Size)
 	}
 	return nil
+}
+
+// sameInode reports whether two headers describe what one inode would: a hard link
+// can only carry metadata identical to its first name's.
+func sameInode(a, b *tar.Header) bool {
+	return a.Mode == b.Mode && a.Uid == b.Uid && a.Gid == b.Gid && a.Size == b.Size && a.ModTime.Equal(b.ModTime)
 }
 
 const blockSize = 512
