@@ -276,31 +276,11 @@ func (b *builder) nearest(clean string) string {
 	}
 	best, bestDist := "", len(base)/2+1
 	for _, e := range entries {
-		if d := editDistance(strings.ToLower(base), strings.ToLower(e.Name())); d < bestDist {
+		if d := parser.EditDistance(strings.ToLower(base), strings.ToLower(e.Name())); d < bestDist {
 			best, bestDist = path.Join(dir, e.Name()), d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // newDir is the template for directories COPY creates: 0755 (or the octal --chmod),

@@ -98,7 +98,7 @@ func (f *flags) parse() error {
 func (f *flags) closest(name string) string {
 	best, bestDist := "", 3
 	for k := range f.kinds {
-		d := editDistance(strings.ToLower(name), k)
+		d := EditDistance(strings.ToLower(name), k)
 		if d < bestDist || (d == bestDist && best != "" && k < best) {
 			best, bestDist = k, d
 		}

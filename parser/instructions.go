@@ -111,17 +111,18 @@ func suggest(word string) string {
 	w := strings.ToUpper(word)
 	best, bestDist := "", 3
 	for _, k := range keywords {
-		if d := editDistance(w, k); d < bestDist {
+		if d := EditDistance(w, k); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
 	return best
 }
 
-// editDistance is the optimal-string-alignment distance between a and b: insertions,
+// EditDistance is the optimal-string-alignment distance between a and b: insertions,
 // deletions, substitutions and swaps of two adjacent bytes each cost 1, so the
-// common typo "chwon" is one edit from "chown".
-func editDistance(a, b string) int {
+// common typo "chwon" is one edit from "chown". dfbuild's "did you mean"
+// suggestions all use it.
+func EditDistance(a, b string) int {
 	prev2 := make([]int, len(b)+1) // row i-2
 	prev := make([]int, len(b)+1)  // row i-1
 	cur := make([]int, len(b)+1)
