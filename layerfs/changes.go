@@ -95,21 +95,24 @@ func (f *FS) hasRemovedAncestor(p string) bool {
 // before its contents, the order of a filesystem walk. Within a directory the
 // whiteouts come first, as the OCI spec recommends.
 func comparePaths(a, b string) int {
-	as, bs := strings.Split(a[1:], "/"), strings.Split(b[1:], "/")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		if as[i] == bs[i] {
+	a, b = a[1:], b[1:]
+	for a != "" && b != "" {
+		var ac, bc string
+		ac, a, _ = strings.Cut(a, "/")
+		bc, b, _ = strings.Cut(b, "/")
+		if ac == bc {
 			continue
 		}
-		aw, bw := strings.HasPrefix(as[i], whiteoutPrefix), strings.HasPrefix(bs[i], whiteoutPrefix)
+		aw, bw := strings.HasPrefix(ac, whiteoutPrefix), strings.HasPrefix(bc, whiteoutPrefix)
 		if aw != bw {
 			if aw {
 				return -1
 			}
 			return 1
 		}
-		return strings.Compare(as[i], bs[i])
+		return strings.Compare(ac, bc)
 	}
-	return len(as) - len(bs)
+	return len(a) - len(b)
 }
 
 func sortedNames(dir *Node) []string {

@@ -111,7 +111,11 @@ func (f *FS) Resolve(p string, followLast bool) (string, error) {
 // Get returns the node at the real path p without following any symlink, or nil.
 func (f *FS) Get(p string) *Node {
 	n := f.root
-	for _, name := range split(p) {
+	// Walked with Cut rather than split: Get runs for every entry of every commit.
+	rest := strings.TrimPrefix(path.Clean("/"+p), "/")
+	for rest != "" {
+		var name string
+		name, rest, _ = strings.Cut(rest, "/")
 		if n.Type != TypeDir {
 			return nil
 		}

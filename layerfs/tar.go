@@ -2,7 +2,6 @@ package layerfs
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -67,14 +66,46 @@ func (e *Entry) Header(opts TarOptions) *tar.Header {
 }
 
 // Layer turns the changes into a layer whose size is computed now and whose bytes are
-// produced, file bodies streamed from their openers, each time it is written.
+// produced, file bodies streamed from their openers, each time it is written. The
+// headers are made again for each pass rather than kept: a layer of many small files
+// would otherwise hold one per file for as long as the image lives.
 func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
-	headers := make([]*tar.Header, len(c.Entries))
 	size := int64(2 * blockSize) // the end-of-archive marker
+	err := c.headers(opts, func(_ *Entry, h *tar.Header) error {
+		n, err := headerLen(h)
+		size += n + padded(h.Size)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return NewLayer(size, "", func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		buf := make([]byte, 1<<20)
+		err := c.headers(opts, func(e *Entry, h *tar.Header) error {
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			if h.Typeflag == tar.TypeReg && h.Size > 0 {
+				return copyBody(tw, e, buf)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tw.Close()
+	}), nil
+}
+
+// headers calls fn with each entry and its tar header, in order. Within a hard-link
+// group the first file in that order is written whole and the later ones as links to it.
+func (c *Changes) headers(opts TarOptions, fn func(*Entry, *tar.Header) error) error {
 	firstOfLink := map[uint64]*tar.Header{}
 	for i := range c.Entries {
-		h := c.Entries[i].Header(opts)
-		if id := c.Entries[i].Node.HardLink; id != 0 && h.Typeflag == tar.TypeReg {
+		e := &c.Entries[i]
+		h := e.Header(opts)
+		if id := e.Node.HardLink; id != 0 && h.Typeflag == tar.TypeReg {
 			if first, ok := firstOfLink[id]; !ok {
 				firstOfLink[id] = h
 			} else if sameInode(first, h) {
@@ -83,34 +114,17 @@ func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
 			// A member whose metadata differs is written as a file of its own:
 			// unpackers disagree on whose metadata a link entry would keep.
 		}
-		n, err := headerLen(h)
-		if err != nil {
-			return nil, fmt.Errorf("encoding %q: %w", c.Entries[i].Path, err)
+		if err := fn(e, h); err != nil {
+			return fmt.Errorf("writing %q: %w", e.Path, err)
 		}
-		headers[i] = h
-		size += n + padded(h.Size)
 	}
-	entries := c.Entries
-	return NewLayer(size, "", func(w io.Writer) error {
-		tw := tar.NewWriter(w)
-		for i, h := range headers {
-			if err := tw.WriteHeader(h); err != nil {
-				return fmt.Errorf("writing %q: %w", entries[i].Path, err)
-			}
-			if h.Typeflag == tar.TypeReg && h.Size > 0 {
-				if err := copyBody(tw, &entries[i]); err != nil {
-					return err
-				}
-			}
-		}
-		return tw.Close()
-	}), nil
+	return nil
 }
 
 // copyBody streams a file's contents and makes sure they still have the size the
 // header promised: a file that changed while the build ran is an error, not a
 // corrupt layer.
-func copyBody(w io.Writer, e *Entry) error {
+func copyBody(w io.Writer, e *Entry, buf []byte) error {
 	if e.Node.Content == nil {
 		return fmt.Errorf("reading %q: no contents recorded", e.Path)
 	}
@@ -119,12 +133,12 @@ func copyBody(w io.Writer, e *Entry) error {
 		return fmt.Errorf("reading %q: %w", e.Path, err)
 	}
 	defer rc.Close()
-	n, err := io.CopyN(w, rc, e.Node.Size)
+	n, err := io.CopyBuffer(w, io.LimitReader(rc, e.Node.Size), buf)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("reading %q: file shrank to %d bytes while the build ran (expected %d)", e.Path, n, e.Node.Size)
-		}
 		return fmt.Errorf("reading %q: %w", e.Path, err)
+	}
+	if n < e.Node.Size {
+		return fmt.Errorf("reading %q: file shrank to %d bytes while the build ran (expected %d)", e.Path, n, e.Node.Size)
 	}
 	// A reader may return 0 bytes without an error; ReadAtLeast keeps asking.
 	var one [1]byte
