@@ -94,12 +94,10 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 			if err != nil {
 				return fmt.Errorf("reading %s to append to it: %w", dest, err)
 			}
-			if entries, err = dockerarchive.Merge(old, entry); err != nil {
-				return fmt.Errorf("appending to %s: %w", dest, err)
-			}
+			entries = dockerarchive.Merge(old, entry)
 		}
 	}
-	written, err := dockerarchive.WriteFile(dest, entries)
+	written, err := dockerarchive.WriteFile(ctx, dest, entries)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}

@@ -1,6 +1,7 @@
 package dockerarchive_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -58,7 +59,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "a.tar")
 	img := imageOf(layerOf(t, "a", "alpha"), layerOf(t, "b", "beta"))
-	res, err := dockerarchive.WriteFile(out, []dockerarchive.Entry{{Image: img, Tags: []image.Tag{tag(t, "app:1"), tag(t, "registry.example:5000/x/app:2")}}})
+	res, err := dockerarchive.WriteFile(context.Background(), out, []dockerarchive.Entry{{Image: img, Tags: []image.Tag{tag(t, "app:1"), tag(t, "registry.example:5000/x/app:2")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 	// Written again, the read-back images give the same bytes.
 	out2 := filepath.Join(dir, "b.tar")
-	if _, err := dockerarchive.WriteFile(out2, entries); err != nil {
+	if _, err := dockerarchive.WriteFile(context.Background(), out2, entries); err != nil {
 		t.Fatal(err)
 	}
 	if sum(t, out) != sum(t, out2) {
@@ -97,7 +98,7 @@ func TestDuplicateLayerStoredOnce(t *testing.T) {
 	// the second copy is cut off again after hashing.
 	a := imageOf(layerOf(t, "same", "bytes"))
 	b := imageOf(layerOf(t, "same", "bytes"), layerOf(t, "other", "x"))
-	if _, err := dockerarchive.WriteFile(out, []dockerarchive.Entry{{Image: a, Tags: []image.Tag{tag(t, "a")}}, {Image: b, Tags: []image.Tag{tag(t, "b")}}}); err != nil {
+	if _, err := dockerarchive.WriteFile(context.Background(), out, []dockerarchive.Entry{{Image: a, Tags: []image.Tag{tag(t, "a")}}, {Image: b, Tags: []image.Tag{tag(t, "b")}}}); err != nil {
 		t.Fatal(err)
 	}
 	imagetest.Validate(t, out)
@@ -112,7 +113,7 @@ func TestDuplicateLayerStoredOnce(t *testing.T) {
 
 func TestZeroLayers(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "empty.tar")
-	if _, err := dockerarchive.WriteFile(out, []dockerarchive.Entry{{Image: imageOf(), Tags: []image.Tag{tag(t, "empty")}}}); err != nil {
+	if _, err := dockerarchive.WriteFile(context.Background(), out, []dockerarchive.Entry{{Image: imageOf(), Tags: []image.Tag{tag(t, "empty")}}}); err != nil {
 		t.Fatal(err)
 	}
 	imagetest.Validate(t, out)
@@ -129,7 +130,7 @@ func TestWriteFailureKeepsOldFile(t *testing.T) {
 		w.Write(make([]byte, 1000))
 		return errors.New("disk on fire")
 	})
-	_, err := dockerarchive.WriteFile(out, []dockerarchive.Entry{{Image: imageOf(bad)}})
+	_, err := dockerarchive.WriteFile(context.Background(), out, []dockerarchive.Entry{{Image: imageOf(bad)}})
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("err = %v", err)
 	}
@@ -142,11 +143,11 @@ func TestWriteFailureKeepsOldFile(t *testing.T) {
 	}
 	// A layer that lies about its size or digest is caught before the rename.
 	short := layerfs.NewLayer(100, "", func(w io.Writer) error { _, err := w.Write(make([]byte, 10)); return err })
-	if _, err := dockerarchive.WriteFile(out, []dockerarchive.Entry{{Image: imageOf(short)}}); err == nil {
+	if _, err := dockerarchive.WriteFile(context.Background(), out, []dockerarchive.Entry{{Image: imageOf(short)}}); err == nil {
 		t.Error("a layer shorter than its size was written")
 	}
 	wrong := layerfs.NewLayer(3, layerfs.DigestOf([]byte("abd")), func(w io.Writer) error { _, err := w.Write([]byte("abc")); return err })
-	if _, err := dockerarchive.WriteFile(out, []dockerarchive.Entry{{Image: imageOf(wrong)}}); err == nil || !strings.Contains(err.Error(), "digest") {
+	if _, err := dockerarchive.WriteFile(context.Background(), out, []dockerarchive.Entry{{Image: imageOf(wrong)}}); err == nil || !strings.Contains(err.Error(), "digest") {
 		t.Errorf("a layer with the wrong digest: err = %v", err)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "previous" {
@@ -162,21 +163,53 @@ func TestMerge(t *testing.T) {
 		{Image: x, Tags: []image.Tag{tag(t, "app:1"), tag(t, "app:latest")}},
 		{Image: y, Tags: []image.Tag{tag(t, "other")}},
 	}
-	// The new image takes app:latest; x keeps app:1.
-	got, err := dockerarchive.Merge(old, dockerarchive.Entry{Image: z, Tags: []image.Tag{tag(t, "app:latest"), tag(t, "other")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The new image takes app:latest and other; x keeps app:1, y has no tag left
+	// and goes.
+	got := dockerarchive.Merge(old, dockerarchive.Entry{Image: z, Tags: []image.Tag{tag(t, "app:latest"), tag(t, "other")}})
 	if s := names(got); s != "app:1 | app:latest,other:latest" {
 		t.Errorf("merged to %q", s)
 	}
-	// The same image again merges its tags instead of appearing twice.
-	got, err = dockerarchive.Merge(got, dockerarchive.Entry{Image: imageOf(layerOf(t, "x", "x")), Tags: []image.Tag{tag(t, "app:2")}})
+	// The same image again: Merge keeps both entries, and Write lists them as one
+	// image with both tags.
+	got = dockerarchive.Merge(got, dockerarchive.Entry{Image: imageOf(layerOf(t, "x", "x")), Tags: []image.Tag{tag(t, "app:2")}})
+	out := filepath.Join(t.TempDir(), "merged.tar")
+	res, err := dockerarchive.WriteFile(context.Background(), out, got)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := names(got); s != "app:1,app:2 | app:latest,other:latest" {
-		t.Errorf("merged to %q", s)
+	imagetest.Validate(t, out)
+	back, err := dockerarchive.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := names(back); s != "app:1,app:2 | app:latest,other:latest" || len(res.Images) != 2 {
+		t.Errorf("written as %q (%d images)", s, len(res.Images))
+	}
+}
+
+// A cancelled write stops and leaves no file behind.
+func TestWriteCancelled(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "c.tar")
+	ctx, cancel := context.WithCancel(context.Background())
+	slow := layerfs.NewLayer(4<<20, "", func(w io.Writer) error {
+		chunk := make([]byte, 1<<20)
+		for i := 0; i < 4; i++ {
+			if i == 1 {
+				cancel()
+			}
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	_, err := dockerarchive.WriteFile(ctx, out, []dockerarchive.Entry{{Image: imageOf(slow)}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }
 

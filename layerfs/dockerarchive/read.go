@@ -156,44 +156,26 @@ func (p *posReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Merge adds img, named tags, to the images of an existing archive the way docker load
-// would treat them: the tags move to the new image, an old image left without any tag
-// is dropped, and an old image identical to the new one merges into it.
-func Merge(old []Entry, add Entry) ([]Entry, error) {
-	newID, err := add.Image.ID()
-	if err != nil {
-		return nil, err
-	}
+// Merge adds an image to the images of an existing archive the way docker load
+// would treat them: the new image's tags move to it, and an old image left without
+// any tag is dropped. An old image identical to the new one keeps its other tags;
+// Write lists the two as one image.
+func Merge(old []Entry, add Entry) []Entry {
 	taken := map[string]bool{}
 	for _, t := range add.Tags {
 		taken[t.Full] = true
 	}
 	var out []Entry
-	merged := false
 	for _, e := range old {
-		id, err := e.Image.ID()
-		if err != nil {
-			return nil, err
-		}
 		var keep []image.Tag
 		for _, t := range e.Tags {
 			if !taken[t.Full] {
 				keep = append(keep, t)
 			}
 		}
-		if id == newID {
-			add.Tags = append(keep, add.Tags...)
-			out = append(out, add)
-			merged = true
-			continue
+		if len(keep) > 0 {
+			out = append(out, Entry{Image: e.Image, Tags: keep})
 		}
-		if len(keep) == 0 {
-			continue
-		}
-		out = append(out, Entry{Image: e.Image, Tags: keep})
 	}
-	if !merged {
-		out = append(out, add)
-	}
-	return out, nil
+	return append(out, add)
 }

@@ -4,12 +4,14 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/dfbuild/dfbuild/layerfs"
@@ -78,7 +80,7 @@ type ImageResult struct {
 // WriteFile writes the images to the archive at dest atomically: into a temporary
 // file in dest's directory, renamed over dest only once everything was written,
 // synced and checked.
-func WriteFile(dest string, entries []Entry) (*Result, error) {
+func WriteFile(ctx context.Context, dest string, entries []Entry) (*Result, error) {
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
 	if err != nil {
@@ -91,7 +93,7 @@ func WriteFile(dest string, entries []Entry) (*Result, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	res, err := Write(tmp, entries)
+	res, err := Write(ctx, tmp, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +124,9 @@ type File interface {
 	Truncate(size int64) error
 }
 
-// Write writes the images as one archive to f, which must be empty.
-func Write(f File, entries []Entry) (*Result, error) {
+// Write writes the images as one archive to f, which must be empty. It stops with
+// ctx's error when ctx is cancelled, even in the middle of a layer.
+func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 	w := &writer{f: f, blobs: map[layerfs.Digest]bool{}}
 	w.bw = bufio.NewWriterSize(&offsetWriter{w: f, n: &w.off}, 1<<20)
 	w.tw = tar.NewWriter(w.bw)
@@ -136,6 +139,16 @@ func Write(f File, entries []Entry) (*Result, error) {
 			return nil, err
 		}
 	}
+	// Images with the same manifest are one image: their tags are merged, so an
+	// archive never lists an image twice.
+	type stored struct {
+		manifest, config layerfs.Digest
+		desc             Descriptor
+		layers           []string
+		tags             []image.Tag
+	}
+	var images []*stored
+	byManifest := map[layerfs.Digest]*stored{}
 	for i, e := range entries {
 		created := time.Unix(0, 0)
 		if e.Image.Config.Created != nil {
@@ -144,7 +157,10 @@ func Write(f File, entries []Entry) (*Result, error) {
 		var layers []Descriptor
 		var layerPaths []string
 		for j, l := range e.Image.Layers {
-			d, err := w.layer(l, created)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			d, err := w.layer(ctx, l, created)
 			if err != nil {
 				return nil, fmt.Errorf("writing layer %d of image %d: %w", j+1, i+1, err)
 			}
@@ -170,19 +186,31 @@ func Write(f File, entries []Entry) (*Result, error) {
 		if err := w.blob(man, created); err != nil {
 			return nil, err
 		}
-
-		repoTags := []string{}
-		if len(e.Tags) == 0 {
-			index = append(index, manDesc)
+		s := byManifest[manDesc.Digest]
+		if s == nil {
+			s = &stored{manifest: manDesc.Digest, config: cfgDesc.Digest, desc: manDesc, layers: layerPaths}
+			byManifest[manDesc.Digest] = s
+			images = append(images, s)
 		}
 		for _, t := range e.Tags {
-			d := manDesc
+			if !slices.ContainsFunc(s.tags, func(u image.Tag) bool { return u.Full == t.Full }) {
+				s.tags = append(s.tags, t)
+			}
+		}
+	}
+	for _, s := range images {
+		repoTags := []string{}
+		if len(s.tags) == 0 {
+			index = append(index, s.desc)
+		}
+		for _, t := range s.tags {
+			d := s.desc
 			d.Annotations = map[string]string{annotationName: t.Full, annotationRef: t.Tag}
 			index = append(index, d)
 			repoTags = append(repoTags, t.Full)
 		}
-		dockerManifests = append(dockerManifests, DockerManifest{Config: blobPath(cfgDesc.Digest), RepoTags: repoTags, Layers: layerPaths})
-		res.Images = append(res.Images, ImageResult{ID: cfgDesc.Digest, Manifest: manDesc.Digest, Tags: e.Tags})
+		dockerManifests = append(dockerManifests, DockerManifest{Config: blobPath(s.config), RepoTags: repoTags, Layers: s.layers})
+		res.Images = append(res.Images, ImageResult{ID: s.config, Manifest: s.manifest, Tags: s.tags})
 	}
 	if index == nil {
 		index = []Descriptor{}
@@ -275,7 +303,7 @@ const placeholder = layerfs.Digest("sha256:0000000000000000000000000000000000000
 // digest was not known in advance, the header is written with a placeholder name and
 // patched afterwards; when the blob turns out to be in the archive already, what was
 // just written is cut off again.
-func (w *writer) layer(l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error) {
+func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error) {
 	known, isKnown := l.KnownDiffID()
 	if isKnown && w.blobs[known] {
 		return known, nil
@@ -295,7 +323,7 @@ func (w *writer) layer(l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error
 		return "", err
 	}
 	headerLen := w.pos() - start
-	if _, err := l.WriteTo(w.tw); err != nil {
+	if _, err := l.WriteTo(ctxWriter{ctx, w.tw}); err != nil {
 		return "", err
 	}
 	d, _ := l.KnownDiffID()
@@ -335,6 +363,20 @@ func (w *writer) layer(l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error
 	}
 	w.blobs[d] = true
 	return d, nil
+}
+
+// ctxWriter fails its writes once ctx is cancelled, so an interrupted build stops
+// within one buffer of a large layer.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 type offsetWriter struct {
