@@ -98,9 +98,11 @@ func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 		matches = append(matches, ms...)
 	}
 	// Docker's reference says several sources need a directory destination ending in
-	// "/". BuildKit does not check, and copies each source over the last one when the
+	// "/". BuildKit does not check, and copies each file over the last one when the
 	// destination is not a directory; dfbuild refuses that instead of losing files.
-	if len(matches) > 1 && !destIsDir {
+	// (Directories alone merge into the destination, so nothing is lost there.)
+	allDirs := !slices.ContainsFunc(matches, func(m source) bool { return !m.info.IsDir() })
+	if len(matches) > 1 && !destIsDir && !allDirs {
 		if n, _, _ := st.fs.Stat(absDest); n == nil || !n.IsDir() {
 			return nil, fmt.Errorf("%d sources (%s) but the destination %q is not a directory: "+
 				"when COPY has several sources, the destination must end with a /", len(matches), sourceList(matches), dest)
