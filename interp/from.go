@@ -27,6 +27,14 @@ func (b *builder) from(in *parser.From) (*stage, error) {
 	if name == "" {
 		return nil, fmt.Errorf("base name (%s) should not be blank", in.Image)
 	}
+	for _, earlier := range b.file.Stages {
+		if earlier.From == in {
+			break
+		}
+		if earlier.From.Name != "" && strings.EqualFold(earlier.From.Name, name) {
+			return nil, fmt.Errorf("FROM an earlier stage (%q) is not supported yet", name)
+		}
+	}
 	st := &stage{name: in.Name, config: platformConfig()}
 	if name == "scratch" {
 		st.fs = layerfs.New()
