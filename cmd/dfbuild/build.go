@@ -138,10 +138,12 @@ func outputPath(spec string, tags []image.Tag) (string, error) {
 			return "", usagef("--output %q: unknown key %q (expected type and dest)", spec, k)
 		}
 	}
+	// The archive is both buildx's type=docker and type=oci tarball. type=tar (a plain
+	// filesystem export) and type=local or type=image are other things, not written yet.
 	switch typ {
-	case "", "docker", "tar", "oci":
+	case "", "docker", "oci":
 	default:
-		return "", usagef("--output %q: unknown type %q; this version writes type=docker", spec, typ)
+		return "", usagef("--output %q: type %q is not supported; dfbuild writes type=docker (also a valid type=oci tarball)", spec, typ)
 	}
 	if dest == "" {
 		return "", usagef("--output %q: dest=PATH is required", spec)
