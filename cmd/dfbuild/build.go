@@ -26,6 +26,7 @@ type buildOptions struct {
 	output        string
 	buildContexts []string
 	append        bool
+	progress      string
 }
 
 func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions) error {
@@ -61,6 +62,10 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 	if fi, err := os.Stat(o.contextDir); err != nil || !fi.IsDir() {
 		return usagef("build context %q is not a directory", o.contextDir)
 	}
+	prog, err := newProgress(stderr, o.progress)
+	if err != nil {
+		return err
+	}
 
 	df, name, mtime, err := readDockerfile(stdin, o)
 	if err != nil {
@@ -76,14 +81,14 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 		BuildContexts:     contexts,
 		SourceDateEpoch:   epoch,
 		DockerfileModTime: mtime,
-		Progress:          func(s interp.Step) { printStep(stderr, s) },
+		Progress:          prog.step,
 	})
 	if err != nil {
 		return err
 	}
 	defer res.Close()
 	for _, w := range res.Warnings {
-		fmt.Fprintln(stderr, "warning: "+w)
+		prog.warn(w)
 	}
 
 	entry := dockerarchive.Entry{Image: res.Image, Tags: tags}
@@ -97,6 +102,7 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 			entries = dockerarchive.Merge(old, entry)
 		}
 	}
+	ctx = dockerarchive.WithTrace(ctx, prog.trace(dest, len(entries)-1))
 	written, err := dockerarchive.WriteFile(ctx, dest, entries)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
@@ -105,6 +111,11 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 	if err != nil {
 		return err
 	}
+	var names []string
+	for _, t := range tags {
+		names = append(names, t.Full)
+	}
+	prog.finish(id, names, dest)
 	fmt.Fprintf(stdout, "Image %s\n", id)
 	for _, t := range tags {
 		fmt.Fprintf(stdout, "Tagged %s\n", t.Familiar)
@@ -210,22 +221,6 @@ func sourceDateEpoch() (*time.Time, error) {
 	}
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
-}
-
-func printStep(w io.Writer, s interp.Step) {
-	what := "config only"
-	if len(s.Config) > 0 {
-		what += ": " + strings.Join(s.Config, ", ")
-	}
-	switch {
-	case s.Layer != nil && s.Layer.Base:
-		what = "base layer, " + humanBytes(s.Layer.Bytes)
-	case s.Layer != nil:
-		what = fmt.Sprintf("layer, %d file%s, %s", s.Layer.Files, plural(s.Layer.Files), humanBytes(s.Layer.Bytes))
-	case s.Index == 1:
-		what = "empty base"
-	}
-	fmt.Fprintf(w, "#%d [%d/%d] %s\n#%d %s (%.1fs)\n", s.Index, s.Index, s.Total, s.Instruction, s.Index, what, s.Duration.Seconds())
 }
 
 func humanBytes(n int64) string {

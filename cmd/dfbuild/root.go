@@ -63,6 +63,7 @@ Environment:
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable); ":latest" when no tag is given`)
 	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar")`)
 	f.StringArrayVar(&o.buildContexts, "build-context", nil, `NAME=PATH: serve "FROM NAME" from the root filesystem tarball at PATH (repeatable)`)
+	f.StringVar(&o.progress, "progress", "auto", `how to show progress on standard error: auto, plain, tty, quiet, or json (one event per line)`)
 	f.BoolVar(&o.append, "append", false, "add the image to the archive named by --output instead of replacing it; tags it already has move to the new image")
 	cmd.Flags().SortFlags = false
 	cmd.Args = func(c *cobra.Command, args []string) error {

@@ -149,6 +149,10 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 	}
 	var images []*stored
 	byManifest := map[layerfs.Digest]*stored{}
+	trace := traceFrom(ctx)
+	if trace.Start != nil {
+		trace.Start(totalLayerBytes(entries))
+	}
 	for i, e := range entries {
 		created := time.Unix(0, 0)
 		if e.Image.Config.Created != nil {
@@ -163,6 +167,9 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 			d, err := w.layer(ctx, l, created)
 			if err != nil {
 				return nil, fmt.Errorf("writing layer %d of image %d: %w", j+1, i+1, err)
+			}
+			if trace.Layer != nil {
+				trace.Layer(i, j, d, l.Size(), w.reused)
 			}
 			layers = append(layers, Descriptor{MediaType: MediaTypeLayer, Digest: d, Size: l.Size()})
 			layerPaths = append(layerPaths, blobPath(d))
@@ -262,6 +269,8 @@ type writer struct {
 	tw    *tar.Writer
 	off   int64 // bytes handed to f so far
 	blobs map[layerfs.Digest]bool
+	// reused says the last layer() call found its blob stored already.
+	reused bool
 }
 
 // pos is the archive offset of the next byte written.
@@ -305,7 +314,8 @@ const placeholder = layerfs.Digest("sha256:0000000000000000000000000000000000000
 // just written is cut off again.
 func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error) {
 	known, isKnown := l.KnownDiffID()
-	if isKnown && w.blobs[known] {
+	w.reused = isKnown && w.blobs[known]
+	if w.reused {
 		return known, nil
 	}
 	name := placeholder
@@ -323,7 +333,7 @@ func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (
 		return "", err
 	}
 	headerLen := w.pos() - start
-	if _, err := l.WriteTo(ctxWriter{ctx, w.tw}); err != nil {
+	if _, err := l.WriteTo(ctxWriter{ctx, w.tw, traceFrom(ctx).Wrote}); err != nil {
 		return "", err
 	}
 	d, _ := l.KnownDiffID()
@@ -347,6 +357,7 @@ func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (
 		}
 		w.off = start
 		w.tw = tar.NewWriter(w.bw)
+		w.reused = true
 		return d, nil
 	}
 	var patched bytes.Buffer
@@ -368,15 +379,20 @@ func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (
 // ctxWriter fails its writes once ctx is cancelled, so an interrupted build stops
 // within one buffer of a large layer.
 type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
+	ctx   context.Context
+	w     io.Writer
+	wrote func(int) // Trace.Wrote, or nil
 }
 
 func (c ctxWriter) Write(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.w.Write(p)
+	n, err := c.w.Write(p)
+	if c.wrote != nil {
+		c.wrote(n)
+	}
+	return n, err
 }
 
 type offsetWriter struct {
