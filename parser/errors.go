@@ -3,6 +3,7 @@ package parser
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error is an error tied to a place in a Dockerfile. Its message reads
@@ -27,7 +28,8 @@ func Errorf(file string, line int, format string, args ...any) error {
 	return &Error{File: file, Line: line, Err: fmt.Errorf(format, args...)}
 }
 
-// At attaches the location of in to err, unless err already carries a location.
+// At attaches the location of in to err, unless err already carries a location, and
+// names the instruction ("Dockerfile:3: COPY: ...") unless the message starts with it.
 func At(in Instruction, err error) error {
 	if err == nil {
 		return nil
@@ -35,6 +37,9 @@ func At(in Instruction, err error) error {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return err
+	}
+	if !strings.HasPrefix(err.Error(), in.Keyword()) {
+		err = fmt.Errorf("%s: %w", in.Keyword(), err)
 	}
 	loc := in.Location()
 	return &Error{File: loc.File, Line: loc.Line, Err: err}

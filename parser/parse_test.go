@@ -135,7 +135,7 @@ func TestLocation(t *testing.T) {
 		}
 	}
 	err = parser.At(f.Stages[0].Instructions[0], errors.New("copying: boom"))
-	if err.Error() != "build/Dockerfile.web:4: copying: boom" {
+	if err.Error() != "build/Dockerfile.web:4: COPY: copying: boom" {
 		t.Errorf("At: %v", err)
 	}
 	if again := parser.At(f.Stages[0].Instructions[1], err); again != err {
