@@ -66,6 +66,8 @@ Environment:
 	f.StringVar(&o.progress, "progress", "auto", `how to show progress on standard error: auto, plain, tty, quiet, or json (one event per line)`)
 	f.BoolVar(&o.append, "append", false, "add the image to the archive named by --output instead of replacing it; tags it already has move to the new image")
 	cmd.Flags().SortFlags = false
+	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagFilename("file")
 	cmd.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return usagef("expected at most one CONTEXT argument, got %d: %s", len(args), strings.Join(args, " "))
