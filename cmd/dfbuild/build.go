@@ -27,62 +27,95 @@ type buildOptions struct {
 	buildContexts []string
 	append        bool
 	progress      string
+	iidFile       string
+	metadataFile  string
 }
 
-func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions) error {
-	tags := make([]image.Tag, 0, len(o.tags))
+// plan is what the flags say, checked before any work starts.
+type plan struct {
+	tags       []image.Tag
+	typ        string // outputDocker or outputDir
+	dest       string
+	contexts   map[string]string
+	epoch      *time.Time
+	dockerfile string // the name errors use, known once build has read it
+}
+
+// newPlan checks the flags: tags, output, build contexts, SOURCE_DATE_EPOCH and the
+// context directory. Its errors are usage errors.
+func newPlan(o buildOptions) (*plan, error) {
+	p := &plan{contexts: map[string]string{}}
 	seen := map[string]bool{}
 	for _, s := range o.tags {
 		t, err := image.ParseTag(s)
 		if err != nil {
-			return usageError{err}
+			return nil, usageError{err}
 		}
 		// "-t app -t app:latest" names one tag; the archive lists it once.
 		if !seen[t.Full] {
 			seen[t.Full] = true
-			tags = append(tags, t)
+			p.tags = append(p.tags, t)
 		}
 	}
-	dest, err := outputPath(o.output, tags)
+	var err error
+	if p.typ, p.dest, err = outputPath(o.output, p.tags); err != nil {
+		return nil, err
+	}
+	for _, bc := range o.buildContexts {
+		name, path, ok := strings.Cut(bc, "=")
+		if !ok || name == "" || path == "" {
+			return nil, usagef("--build-context %q: expected NAME=PATH", bc)
+		}
+		p.contexts[name] = path
+	}
+	if p.epoch, err = sourceDateEpoch(); err != nil {
+		return nil, usageError{err}
+	}
+	if fi, err := os.Stat(o.contextDir); err != nil || !fi.IsDir() {
+		return nil, usagef("build context %q is not a directory", o.contextDir)
+	}
+	return p, nil
+}
+
+// build parses the Dockerfile and runs it; the output itself is left to the caller.
+// The result must be closed.
+func (p *plan) build(ctx context.Context, stdin io.Reader, o buildOptions, progress func(interp.Step)) (*interp.Result, error) {
+	df, name, mtime, err := readDockerfile(stdin, o)
+	if err != nil {
+		return nil, err
+	}
+	p.dockerfile = name
+	f, err := parser.Parse(bytes.NewReader(df), name)
+	if err != nil {
+		return nil, err
+	}
+	return interp.Build(ctx, f, interp.Options{
+		ContextDir:        o.contextDir,
+		Hide:              insideContext(o.contextDir, p.dest),
+		BuildContexts:     p.contexts,
+		SourceDateEpoch:   p.epoch,
+		DockerfileModTime: mtime,
+		Progress:          progress,
+	})
+}
+
+func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions) error {
+	p, err := newPlan(o)
 	if err != nil {
 		return err
 	}
-	contexts := map[string]string{}
-	for _, bc := range o.buildContexts {
-		name, p, ok := strings.Cut(bc, "=")
-		if !ok || name == "" || p == "" {
-			return usagef("--build-context %q: expected NAME=PATH", bc)
+	tags, typ, dest := p.tags, p.typ, p.dest
+	if typ == outputDir {
+		// Refuse a directory that is not dfbuild's before building, not after.
+		if err := dockerarchive.CheckDirDest(dest); err != nil {
+			return fmt.Errorf("writing %s: %w", dest, err)
 		}
-		contexts[name] = p
-	}
-	epoch, err := sourceDateEpoch()
-	if err != nil {
-		return usageError{err}
-	}
-	if fi, err := os.Stat(o.contextDir); err != nil || !fi.IsDir() {
-		return usagef("build context %q is not a directory", o.contextDir)
 	}
 	prog, err := newProgress(stderr, o.progress)
 	if err != nil {
 		return err
 	}
-
-	df, name, mtime, err := readDockerfile(stdin, o)
-	if err != nil {
-		return err
-	}
-	f, err := parser.Parse(bytes.NewReader(df), name)
-	if err != nil {
-		return err
-	}
-	res, err := interp.Build(ctx, f, interp.Options{
-		ContextDir:        o.contextDir,
-		Hide:              insideContext(o.contextDir, dest),
-		BuildContexts:     contexts,
-		SourceDateEpoch:   epoch,
-		DockerfileModTime: mtime,
-		Progress:          prog.step,
-	})
+	res, err := p.build(ctx, stdin, o, prog.step)
 	if err != nil {
 		return err
 	}
@@ -93,9 +126,13 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 
 	entry := dockerarchive.Entry{Image: res.Image, Tags: tags}
 	entries := []dockerarchive.Entry{entry}
+	read, write := dockerarchive.Read, dockerarchive.WriteFile
+	if typ == outputDir {
+		read, write = dockerarchive.ReadDir, dockerarchive.WriteDir
+	}
 	if o.append {
 		if _, err := os.Stat(dest); err == nil {
-			old, err := dockerarchive.Read(dest)
+			old, err := read(dest)
 			if err != nil {
 				return fmt.Errorf("reading %s to append to it: %w", dest, err)
 			}
@@ -103,7 +140,7 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 		}
 	}
 	ctx = dockerarchive.WithTrace(ctx, prog.trace(dest, len(entries)-1))
-	written, err := dockerarchive.WriteFile(ctx, dest, entries)
+	written, err := write(ctx, dest, entries)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
@@ -115,29 +152,42 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 	for _, t := range tags {
 		names = append(names, t.Full)
 	}
+	if err := writeBuildRecords(o, id, written, names); err != nil {
+		return err
+	}
 	prog.finish(id, names, dest)
 	fmt.Fprintf(stdout, "Image %s\n", id)
 	for _, t := range tags {
 		fmt.Fprintf(stdout, "Tagged %s\n", t.Familiar)
 	}
 	fmt.Fprintf(stdout, "Wrote %s (%d image%s)\n", dest, len(written.Images), plural(len(written.Images)))
-	fmt.Fprintf(stdout, "Load it with: docker load -i %s\n", dest)
+	if typ == outputDir {
+		fmt.Fprintf(stdout, "Load it with: tar -cf image.tar -C %s . && docker load -i image.tar\n", dest)
+	} else {
+		fmt.Fprintf(stdout, "Load it with: docker load -i %s\n", dest)
+	}
 	return nil
 }
 
-// outputPath decides where the archive goes: -o PATH or -o type=docker,dest=PATH
-// (buildx's form); by default the first tag's last path element plus ".tar".
-func outputPath(spec string, tags []image.Tag) (string, error) {
+// The kinds of output, as -o type= names them.
+const (
+	outputDocker = "docker" // one archive file (also a valid type=oci tarball)
+	outputDir    = "dir"    // the image unpacked in a directory: dockerarchive.WriteDir
+)
+
+// outputPath decides what is written where: -o PATH or -o type=docker,dest=PATH
+// (buildx's form) for an archive, -o type=dir,dest=DIR for the unpacked image; by
+// default an archive named after the first tag's last path element plus ".tar".
+func outputPath(spec string, tags []image.Tag) (typ, dest string, err error) {
 	if spec == "" {
 		if len(tags) == 0 {
-			return "image.tar", nil
+			return outputDocker, "image.tar", nil
 		}
-		return path.Base(tags[0].Name) + ".tar", nil
+		return outputDocker, path.Base(tags[0].Name) + ".tar", nil
 	}
 	if !strings.Contains(spec, "=") {
-		return spec, nil
+		return outputDocker, spec, nil
 	}
-	var typ, dest string
 	for _, kv := range strings.Split(spec, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch strings.TrimSpace(k) {
@@ -146,20 +196,25 @@ func outputPath(spec string, tags []image.Tag) (string, error) {
 		case "dest":
 			dest = v
 		default:
-			return "", usagef("--output %q: unknown key %q (expected type and dest)", spec, k)
+			return "", "", usagef("--output %q: unknown key %q (expected type and dest)", spec, k)
 		}
 	}
 	// The archive is both buildx's type=docker and type=oci tarball. type=tar (a plain
 	// filesystem export) and type=local or type=image are other things, not written yet.
 	switch typ {
 	case "", "docker", "oci":
+		typ = outputDocker
+	case outputDir:
+		if dest == "" {
+			return "", "", usagef("--output %q: dest=DIR is required", spec)
+		}
 	default:
-		return "", usagef("--output %q: type %q is not supported; dfbuild writes type=docker (also a valid type=oci tarball)", spec, typ)
+		return "", "", usagef("--output %q: type %q is not supported; dfbuild writes type=docker (also a valid type=oci tarball) or type=dir", spec, typ)
 	}
 	if dest == "" {
-		return "", usagef("--output %q: dest=PATH is required", spec)
+		return "", "", usagef("--output %q: dest=PATH is required", spec)
 	}
-	return dest, nil
+	return typ, dest, nil
 }
 
 // insideContext returns dest relative to the context when the archive is written

@@ -7,6 +7,7 @@
 //
 // Run "dfbuild --help" for the flags and examples. The command is a thin layer over the
 // libraries: it turns flags into options, calls parser.Parse, interp.Build and
-// dockerarchive.WriteFile, and prints what they return. Exit status 1 means the build
+// dockerarchive.WriteFile (or WriteDir for -o type=dir), writes the --iidfile and
+// --metadata-file records, and prints what they return. Exit status 1 means the build
 // failed, 2 that the command line was wrong.
 package main

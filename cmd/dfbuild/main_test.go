@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"strconv"
@@ -83,6 +84,7 @@ func TestScript(t *testing.T) {
 				}
 				ts.Check(writeTar(ts.MkAbs(args[0]), args[1:]))
 			},
+			"json": scriptJSON, // in inspect_test.go
 			"tags": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {
 					ts.Fatalf("usage: tags FILE")
@@ -131,7 +133,15 @@ func writeTar(out string, entries []string) error {
 	return tw.Close()
 }
 
+// update is read from os.Args by updateScripts, because testscript.Params is built
+// before the testing package has parsed flags in some paths; the flag is still
+// declared so that go test accepts it.
+var update = flag.Bool("update", false, "rewrite the scripts' expected output files")
+
 func updateScripts() bool {
+	if *update {
+		return true
+	}
 	for _, a := range os.Args {
 		if a == "-update" || a == "--update" || a == "-update=true" {
 			return true

@@ -119,7 +119,7 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 				step = &layerSteps[j]
 				from = fmt.Sprintf(" <- #%d %s", step.Index, step.Instruction)
 			} else if i != newImage {
-				from = fmt.Sprintf(" (image %d in the archive)", i+1)
+				from = fmt.Sprintf(" (image %d of the output)", i+1)
 			}
 			switch p.mode {
 			case "quiet":

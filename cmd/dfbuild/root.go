@@ -23,6 +23,10 @@ const examples = `  # Build ./Dockerfile in the current directory; writes hello.
   # Add a second image to an existing archive (blobs are stored once)
   dfbuild -f Dockerfile.alpine -t hello:alpine -o hello.tar --append .
 
+  # The classic recipe's directory: <diff_id>/layer.tar, <config>.json, manifest.json
+  dfbuild -t hello:scratch -o type=dir,dest=hello .
+  tar -cf hello.tar -C hello . && docker load -i hello.tar
+
   # Reproducible: the same inputs and epoch give the same bytes
   SOURCE_DATE_EPOCH=0 dfbuild -t hello:scratch -o hello.tar .`
 
@@ -61,10 +65,12 @@ Environment:
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable); ":latest" when no tag is given`)
-	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar")`)
+	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar"); type=dir,dest=DIR writes the image unpacked`)
 	f.StringArrayVar(&o.buildContexts, "build-context", nil, `NAME=PATH: serve "FROM NAME" from the root filesystem tarball at PATH (repeatable)`)
 	f.StringVar(&o.progress, "progress", "auto", `how to show progress on standard error: auto, plain, tty, quiet, or json (one event per line)`)
-	f.BoolVar(&o.append, "append", false, "add the image to the archive named by --output instead of replacing it; tags it already has move to the new image")
+	f.BoolVar(&o.append, "append", false, "add the image to the archive (or type=dir directory) named by --output instead of replacing it; tags it already has move to the new image")
+	f.StringVar(&o.iidFile, "iidfile", "", "a file to write the image ID (sha256:...) to, once the image is written")
+	f.StringVar(&o.metadataFile, "metadata-file", "", "a file to write the build result to, as JSON, as docker buildx build --metadata-file does")
 	cmd.Flags().SortFlags = false
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("file")
@@ -74,5 +80,7 @@ Environment:
 		}
 		return nil
 	}
+	cmd.AddCommand(newInspectCmd())
+	cmd.AddCommand(newExplainCmd())
 	return cmd
 }

@@ -16,4 +16,18 @@
 //     and digest; the archive is written to a temporary file next to the destination
 //     and renamed into place only when complete, so a failure leaves any previous file
 //     untouched.
+//
+// WriteDir writes the same images unpacked into a directory instead, in the layout of
+// the classic recipe that builds an image by hand: <diff_id hex>/layer.tar for each
+// layer, <config hex>.json and manifest.json, with no OCI half. A tar of that
+// directory (tar -cf image.tar -C DIR .) is an archive docker load accepts. The same
+// invariants hold, adapted to a tree: each layer is hashed while it is written under
+// a temporary name, then its directory is renamed to the diff_id; the tree is built in
+// a staging directory beside the destination and renamed into place only when
+// complete; modes (0755, 0644) and mtimes are pinned; and an existing destination is
+// replaced only when it looks like an earlier output, which stays intact until the new
+// tree is complete.
+//
+// Read and ReadDir read archives and directories back into entries, for --append:
+// Merge then moves tags the way docker load does.
 package dockerarchive

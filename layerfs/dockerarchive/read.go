@@ -3,6 +3,7 @@ package dockerarchive
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,15 +57,20 @@ func Read(file string) ([]Entry, error) {
 	if manifestJSON == nil {
 		return nil, errors.New("not an image archive: no manifest.json")
 	}
-	var manifests []DockerManifest
-	if err := json.Unmarshal(manifestJSON, &manifests); err != nil {
-		return nil, fmt.Errorf("parsing manifest.json: %w", err)
-	}
-	find := func(name string) (section, error) {
+	return entriesOf(manifestJSON, func(name string) (member, error) {
 		name = cleanEntry(name)
 		for i := 0; i < 8; i++ {
 			if s, ok := sections[name]; ok {
-				return s, nil
+				return member{size: s.size, open: func() (io.ReadCloser, error) {
+					f, err := os.Open(file)
+					if err != nil {
+						return nil, err
+					}
+					return struct {
+						io.Reader
+						io.Closer
+					}{io.NewSectionReader(f, s.off, s.size), f}, nil
+				}}, nil
 			}
 			target, ok := links[name]
 			if !ok {
@@ -72,24 +78,34 @@ func Read(file string) ([]Entry, error) {
 			}
 			name = target
 		}
-		return section{}, fmt.Errorf("%q is listed in manifest.json but missing from the archive", name)
-	}
-	readAt := func(s section) ([]byte, error) {
-		b := make([]byte, s.size)
-		_, err := f.ReadAt(b, s.off)
-		return b, err
-	}
+		return member{}, fmt.Errorf("%q is listed in manifest.json but missing from the archive", name)
+	})
+}
 
+// member is a file that manifest.json names, in an archive (Read) or in a directory
+// (ReadDir).
+type member struct {
+	size int64
+	open func() (io.ReadCloser, error) // exactly size bytes
+}
+
+// entriesOf returns the images manifest.json lists, each with its tags; find locates
+// the files it names. The layers read their member again whenever they are written.
+func entriesOf(manifestJSON []byte, find func(name string) (member, error)) ([]Entry, error) {
+	var manifests []DockerManifest
+	if err := json.Unmarshal(manifestJSON, &manifests); err != nil {
+		return nil, fmt.Errorf("parsing manifest.json: %w", err)
+	}
 	var out []Entry
 	for i, m := range manifests {
-		cs, err := find(m.Config)
+		cm, err := find(m.Config)
 		if err != nil {
 			return nil, err
 		}
-		if cs.size > 64<<20 {
-			return nil, fmt.Errorf("image %d: config of %d bytes is too large", i+1, cs.size)
+		if cm.size > 64<<20 {
+			return nil, fmt.Errorf("image %d: config of %d bytes is too large", i+1, cm.size)
 		}
-		raw, err := readAt(cs)
+		raw, err := readMember(cm, cm.size)
 		if err != nil {
 			return nil, fmt.Errorf("image %d: reading its config: %w", i+1, err)
 		}
@@ -102,19 +118,21 @@ func Read(file string) ([]Entry, error) {
 			return nil, fmt.Errorf("image %d: %d layers but %d diff_ids in its config", i+1, len(m.Layers), len(diffIDs))
 		}
 		for j, lp := range m.Layers {
-			s, err := find(lp)
+			lm, err := find(lp)
 			if err != nil {
 				return nil, err
 			}
 			if err := diffIDs[j].Validate(); err != nil {
 				return nil, fmt.Errorf("image %d, layer %d: %w", i+1, j+1, err)
 			}
-			head := make([]byte, 8)
-			n, _ := f.ReadAt(head, s.off)
-			if c := layerfs.DetectCompression(bufio.NewReader(strings.NewReader(string(head[:n])))); c != layerfs.Uncompressed {
+			head, err := readMember(lm, min(lm.size, 8))
+			if err != nil {
+				return nil, fmt.Errorf("image %d, layer %d: %w", i+1, j+1, err)
+			}
+			if c := layerfs.DetectCompression(bufio.NewReader(bytes.NewReader(head))); c != layerfs.Uncompressed {
 				return nil, fmt.Errorf("image %d, layer %d is %s-compressed; dfbuild reads uncompressed layers only", i+1, j+1, c)
 			}
-			img.Layers = append(img.Layers, layerfs.NewLayer(s.size, diffIDs[j], sectionWriter(file, s.off, s.size)))
+			img.Layers = append(img.Layers, layerfs.NewLayer(lm.size, diffIDs[j], memberWriter(lm)))
 		}
 		e := Entry{Image: img}
 		for _, rt := range m.RepoTags {
@@ -129,20 +147,34 @@ func Read(file string) ([]Entry, error) {
 	return out, nil
 }
 
-func cleanEntry(name string) string {
-	return strings.TrimPrefix(path.Clean("/"+name), "/")
+// readMember reads the first n bytes of m.
+func readMember(m member, n int64) ([]byte, error) {
+	r, err := m.open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-func sectionWriter(file string, off, size int64) func(io.Writer) error {
+func memberWriter(m member) func(io.Writer) error {
 	return func(w io.Writer) error {
-		f, err := os.Open(file)
+		r, err := m.open()
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		_, err = io.Copy(w, io.NewSectionReader(f, off, size))
+		defer r.Close()
+		_, err = io.Copy(w, r)
 		return err
 	}
+}
+
+func cleanEntry(name string) string {
+	return strings.TrimPrefix(path.Clean("/"+name), "/")
 }
 
 type posReader struct {

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/dfbuild/dfbuild/layerfs"
@@ -130,25 +129,14 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 	w := &writer{f: f, blobs: map[layerfs.Digest]bool{}}
 	w.bw = bufio.NewWriterSize(&offsetWriter{w: f, n: &w.off}, 1<<20)
 	w.tw = tar.NewWriter(w.bw)
-	res := &Result{}
 	var index []Descriptor
-	var dockerManifests []DockerManifest
 
 	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
 		if err := w.header(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755}, time.Unix(0, 0)); err != nil {
 			return nil, err
 		}
 	}
-	// Images with the same manifest are one image: their tags are merged, so an
-	// archive never lists an image twice.
-	type stored struct {
-		manifest, config layerfs.Digest
-		desc             Descriptor
-		layers           []string
-		tags             []image.Tag
-	}
-	var images []*stored
-	byManifest := map[layerfs.Digest]*stored{}
+	images := newImageSet()
 	trace := traceFrom(ctx)
 	if trace.Start != nil {
 		trace.Start(totalLayerBytes(entries))
@@ -174,50 +162,31 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 			layers = append(layers, Descriptor{MediaType: MediaTypeLayer, Digest: d, Size: l.Size()})
 			layerPaths = append(layerPaths, blobPath(d))
 		}
-		if layers == nil {
-			layers = []Descriptor{}
-		}
 		cfg, err := e.Image.ConfigJSON()
 		if err != nil {
 			return nil, fmt.Errorf("image %d: %w", i+1, err)
 		}
-		cfgDesc := Descriptor{MediaType: MediaTypeConfig, Digest: layerfs.DigestOf(cfg), Size: int64(len(cfg))}
-		if err := w.blob(cfg, created); err != nil {
-			return nil, err
-		}
-		man, err := marshal(Manifest{SchemaVersion: 2, MediaType: MediaTypeManifest, Config: cfgDesc, Layers: layers})
+		cfgDesc, man, manDesc, err := imageManifest(cfg, layers)
 		if err != nil {
 			return nil, err
 		}
-		manDesc := Descriptor{MediaType: MediaTypeManifest, Digest: layerfs.DigestOf(man), Size: int64(len(man))}
+		if err := w.blob(cfg, created); err != nil {
+			return nil, err
+		}
 		if err := w.blob(man, created); err != nil {
 			return nil, err
 		}
-		s := byManifest[manDesc.Digest]
-		if s == nil {
-			s = &stored{manifest: manDesc.Digest, config: cfgDesc.Digest, desc: manDesc, layers: layerPaths}
-			byManifest[manDesc.Digest] = s
-			images = append(images, s)
-		}
-		for _, t := range e.Tags {
-			if !slices.ContainsFunc(s.tags, func(u image.Tag) bool { return u.Full == t.Full }) {
-				s.tags = append(s.tags, t)
-			}
-		}
+		images.add(manDesc, cfgDesc.Digest, layerPaths, e.Tags)
 	}
-	for _, s := range images {
-		repoTags := []string{}
+	for _, s := range images.list {
 		if len(s.tags) == 0 {
-			index = append(index, s.desc)
+			index = append(index, s.manifest)
 		}
 		for _, t := range s.tags {
-			d := s.desc
+			d := s.manifest
 			d.Annotations = map[string]string{annotationName: t.Full, annotationRef: t.Tag}
 			index = append(index, d)
-			repoTags = append(repoTags, t.Full)
 		}
-		dockerManifests = append(dockerManifests, DockerManifest{Config: blobPath(s.config), RepoTags: repoTags, Layers: s.layers})
-		res.Images = append(res.Images, ImageResult{ID: s.config, Manifest: s.manifest, Tags: s.tags})
 	}
 	if index == nil {
 		index = []Descriptor{}
@@ -226,7 +195,7 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dm, err := marshal(dockerManifests)
+	dm, err := marshal(images.dockerManifests(blobPath))
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +217,7 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 	if err := w.bw.Flush(); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return images.result(), nil
 }
 
 func blobPath(d layerfs.Digest) string { return "blobs/sha256/" + d.Hex() }

@@ -1,7 +1,9 @@
 // Package imagetest holds test helpers shared by dfbuild's packages: Validate checks an
 // image archive with dfbuild's own reader and with an independent one
 // (go-containerregistry's tarball, layout and validate packages), and Listing renders
-// a layer as a stable text listing for golden files.
+// a layer as a stable text listing for golden files. An archive in the classic layout
+// (no blobs/, such as a tar of a -o type=dir output) has no OCI half to check, and
+// its outer tar may carry the user names of whatever tar packed it.
 //
 // It is for tests only; nothing outside _test.go files imports it.
 package imagetest

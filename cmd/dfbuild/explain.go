@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dfbuild/dfbuild/interp"
+	"github.com/dfbuild/dfbuild/layerfs/image"
+	"github.com/dfbuild/dfbuild/layerfs/inspect"
+)
+
+func newExplainCmd() *cobra.Command {
+	var o buildOptions
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "explain [build flags] [CONTEXT]",
+		Short: "Build in memory and show what each instruction did to the image",
+		Long: `explain runs the same build as dfbuild with the same flags, writes no archive, and
+shows for each instruction whether it made a layer or only changed the config (and
+which config fields). For a layer it shows the diff_id, the sizes, and every path
+the layer added, changed or removed, with its bytes. Files that a later layer
+overwrites or removes are flagged as wasted.
+
+-t and -o are accepted so that a build's command line can be reused as it is. -t
+names the image; both decide the output path that the build leaves out of the
+context, so explain sees the same context as the build. Nothing is written.
+SOURCE_DATE_EPOCH is read as by dfbuild. --json prints the same data as JSON: {id, tags, steps: [{step, line,
+instruction, result, config, layers}], size, content_size, wasted_bytes,
+wasted_files}, where each layer is an inspect LayerReport (package
+github.com/dfbuild/dfbuild/layerfs/inspect) with its entries.`,
+		Example: `  dfbuild explain .
+  dfbuild explain -f Dockerfile.alpine --build-context alpine:3.18=alpine.tar.gz .
+  dfbuild explain --json . | jq '.steps[] | {instruction, result}'`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("expected at most one CONTEXT argument, got %d: %s", len(args), strings.Join(args, " "))
+			}
+			return nil
+		},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.contextDir = "."
+			if len(args) == 1 {
+				o.contextDir = args[0]
+			}
+			return runExplain(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
+	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable), as for a build`)
+	f.StringVarP(&o.output, "output", "o", "", `the build's output, as for a build; only decides what is left out of the context, nothing is written`)
+	f.StringArrayVar(&o.buildContexts, "build-context", nil, `NAME=PATH: serve "FROM NAME" from the root filesystem tarball at PATH (repeatable)`)
+	f.BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	f.SortFlags = false
+	return cmd
+}
+
+// memoryBuild is a build that was not written anywhere.
+type memoryBuild struct {
+	res        *interp.Result
+	tags       []image.Tag
+	dockerfile string // the name errors and explain use
+}
+
+// buildInMemory checks the flags and runs parser.Parse and interp.Build exactly as
+// runBuild does, but writes nothing. The output path still matters: the build
+// leaves the archive it would write out of the context, so explain does too.
+func buildInMemory(ctx context.Context, stdin io.Reader, o buildOptions) (*memoryBuild, error) {
+	p, err := newPlan(o)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.build(ctx, stdin, o, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &memoryBuild{res: res, tags: p.tags, dockerfile: p.dockerfile}, nil
+}
+
+// explainReport is explain's output; its JSON form is explain --json.
+type explainReport struct {
+	ID          string         `json:"id"`
+	Tags        []string       `json:"tags"`
+	Steps       []*explainStep `json:"steps"`
+	Size        int64          `json:"size"`
+	ContentSize int64          `json:"content_size"`
+	WastedBytes int64          `json:"wasted_bytes"`
+	WastedFiles int            `json:"wasted_files"`
+	Warnings    []string       `json:"warnings,omitempty"`
+}
+
+// explainStep is one instruction and what it did.
+type explainStep struct {
+	Step        int    `json:"step"` // 1-based, FROM included
+	Line        int    `json:"line"`
+	Instruction string `json:"instruction"`
+	// Result is "layer" (the instruction made a layer), "config" (it changed only
+	// the config), "base" (FROM a tarball: its layers) or "empty" (FROM scratch).
+	Result string `json:"result"`
+	// Config lists the config fields a config-only instruction set.
+	Config []string               `json:"config,omitempty"`
+	Layers []*inspect.LayerReport `json:"layers,omitempty"`
+}
+
+func runExplain(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions, asJSON bool) error {
+	b, err := buildInMemory(ctx, stdin, o)
+	if err != nil {
+		return err
+	}
+	defer b.res.Close()
+	ir, err := inspect.Analyze(ctx, inspect.FromImage(b.res.Image))
+	if err != nil {
+		return fmt.Errorf("analysing the image: %w", err)
+	}
+	rep, err := explainSteps(b, ir)
+	if err != nil {
+		return err
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return writeExplain(stdout, b.dockerfile, rep)
+}
+
+// explainSteps pairs the build's steps with the analysed layers: the base's layers go to
+// FROM, and each later step that made a layer takes the next one.
+func explainSteps(b *memoryBuild, ir *inspect.ImageReport) (*explainReport, error) {
+	rep := &explainReport{ID: ir.ID, Tags: []string{}, Size: ir.Size, ContentSize: ir.ContentSize,
+		WastedBytes: ir.WastedBytes, WastedFiles: ir.WastedFiles, Warnings: b.res.Warnings}
+	for _, t := range b.tags {
+		rep.Tags = append(rep.Tags, t.Full)
+	}
+	steps := b.res.Steps
+	newLayers := 0
+	for _, s := range steps {
+		if s.Layer != nil && !s.Layer.Base {
+			newLayers++
+		}
+	}
+	base := len(ir.Layers) - newLayers
+	if base < 0 {
+		return nil, fmt.Errorf("internal: %d steps made layers, but the image has %d", newLayers, len(ir.Layers))
+	}
+	next := 0
+	for _, s := range steps {
+		es := &explainStep{Step: s.Index, Line: s.Line, Instruction: s.Instruction, Config: s.Config}
+		switch {
+		case s.Layer != nil && s.Layer.Base:
+			es.Result, es.Layers = "base", ir.Layers[next:next+base]
+			next += base
+		case s.Layer != nil:
+			es.Result, es.Layers = "layer", ir.Layers[next:next+1]
+			next++
+		case s.Index == 1:
+			es.Result = "empty"
+		default:
+			es.Result = "config"
+		}
+		rep.Steps = append(rep.Steps, es)
+	}
+	return rep, nil
+}
+
+func writeExplain(w io.Writer, dockerfile string, rep *explainReport) error {
+	ew := &stickyWriter{w: w}
+	fmt.Fprintf(ew, "Image %s (not written)\n", rep.ID)
+	if len(rep.Tags) > 0 {
+		var names []string
+		for _, t := range rep.Tags {
+			tg, _ := image.ParseTag(t)
+			names = append(names, tg.Familiar)
+		}
+		fmt.Fprintf(ew, "Tags: %s\n", strings.Join(names, ", "))
+	}
+	layers := 0
+	for _, s := range rep.Steps {
+		fmt.Fprintf(ew, "\n#%d %s (%s:%d)\n", s.Step, s.Instruction, dockerfile, s.Line)
+		switch s.Result {
+		case "empty":
+			fmt.Fprintln(ew, "   empty base: no layer")
+		case "config":
+			what := "config only"
+			if len(s.Config) > 0 {
+				what += ": " + strings.Join(s.Config, ", ")
+			}
+			fmt.Fprintln(ew, "   "+what)
+		}
+		for _, l := range s.Layers {
+			layers++
+			kind := "layer"
+			if s.Result == "base" {
+				kind = "base layer"
+			}
+			fmt.Fprintf(ew, "   %s %d %s\n", kind, l.Index, l.DiffID)
+			fmt.Fprintf(ew, "   %s\n", inspect.LayerSummary(l))
+			entries := l.Entries
+			if s.Result == "base" {
+				// A base holds a whole root filesystem; what matters here is what the
+				// build's own layers did to it.
+				entries = nil
+				for _, e := range l.Entries {
+					if e.Wasted != "" {
+						entries = append(entries, e)
+					}
+				}
+				fmt.Fprintf(ew, "   %d entries, listed only where a later layer wastes them\n", len(l.Entries))
+			}
+			inspect.WriteEntries(ew, entries, "   ")
+		}
+	}
+	fmt.Fprintf(ew, "\n%d layer%s, %s in files, %s as tar\n", layers, plural(layers),
+		inspect.HumanSize(rep.ContentSize), inspect.HumanSize(rep.Size))
+	fmt.Fprintf(ew, "Wasted: %s in %d file%s that later layers overwrite or remove\n",
+		inspect.HumanSize(rep.WastedBytes), rep.WastedFiles, plural(rep.WastedFiles))
+	return ew.err
+}
+
+// stickyWriter keeps the first write error, so a long listing is written without a
+// check per line and still reports a failed write.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dfbuild/dfbuild/layerfs"
+	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
+)
+
+// writeBuildRecords writes the files that tell scripts what was built, once the image
+// output is written: --iidfile gets the image ID, --metadata-file the build result in
+// the shape docker buildx build --metadata-file writes.
+func writeBuildRecords(o buildOptions, id layerfs.Digest, written *dockerarchive.Result, names []string) error {
+	if o.iidFile != "" {
+		// buildx writes the bare digest, without a newline.
+		if err := writeFileAtomic(o.iidFile, []byte(id)); err != nil {
+			return fmt.Errorf("writing the image ID to %s: %w", o.iidFile, err)
+		}
+	}
+	if o.metadataFile != "" {
+		b, err := buildMetadata(id, written, names)
+		if err != nil {
+			return fmt.Errorf("encoding the metadata for %s: %w", o.metadataFile, err)
+		}
+		if err := writeFileAtomic(o.metadataFile, b); err != nil {
+			return fmt.Errorf("writing the metadata to %s: %w", o.metadataFile, err)
+		}
+	}
+	return nil
+}
+
+// buildMetadata is the JSON of --metadata-file: buildx's keys for an image export,
+// indented by two spaces as buildx writes them. image.name is left out when the image
+// has no tag, as buildx leaves it out when there is no name.
+func buildMetadata(id layerfs.Digest, written *dockerarchive.Result, names []string) ([]byte, error) {
+	m := map[string]string{"containerimage.config.digest": string(id)}
+	for _, img := range written.Images {
+		if img.ID == id {
+			m["containerimage.digest"] = string(img.Manifest)
+			break
+		}
+	}
+	if m["containerimage.digest"] == "" {
+		return nil, fmt.Errorf("internal: image %s is not among those written", id)
+	}
+	if len(names) > 0 {
+		m["image.name"] = strings.Join(names, ",")
+	}
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// writeFileAtomic writes data to name through a temporary file beside it, renamed
+// over name only once written and synced, so name is either the previous file or the
+// new one, never half of it. The file gets mode 0644 whatever the umask.
+func writeFileAtomic(name string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating a temporary file: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("syncing: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("moving it into place: %w", err)
+	}
+	ok = true
+	return nil
+}
