@@ -27,9 +27,10 @@ type progress struct {
 	next  int // the number the export step gets
 	start time.Time
 
-	// tty: the live byte counter.
-	total, done int64
-	lastDraw    time.Time
+	// tty: the live counter of bytes, and of files once each layer is complete.
+	total, done           int64
+	filesTotal, filesDone int
+	lastDraw              time.Time
 }
 
 // newProgress resolves "auto" the way buildx does: a terminal gets the live display,
@@ -100,6 +101,9 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 			layerSteps = append(layerSteps, s)
 		}
 	}
+	for _, s := range layerSteps {
+		p.filesTotal += s.Layer.Files
+	}
 	if p.mode == "plain" || p.mode == "tty" {
 		fmt.Fprintf(p.w, "#%d exporting to %s\n", p.next, dest)
 	}
@@ -109,7 +113,8 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 			p.done += int64(n)
 			if p.mode == "tty" && time.Since(p.lastDraw) > 100*time.Millisecond {
 				p.lastDraw = time.Now()
-				fmt.Fprintf(p.w, "\r\x1b[K#%d writing layers %s / %s", p.next, humanBytes(p.done), humanBytes(p.total))
+				fmt.Fprintf(p.w, "\r\x1b[K#%d writing layers %s / %s, %d / %d files", p.next,
+					humanBytes(p.done), humanBytes(p.total), p.filesDone, p.filesTotal)
 			}
 		},
 		Layer: func(i, j int, d layerfs.Digest, size int64, reused bool) {
@@ -117,6 +122,7 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 			var step *interp.Step
 			if i == newImage && j < len(layerSteps) {
 				step = &layerSteps[j]
+				p.filesDone += step.Layer.Files
 				from = fmt.Sprintf(" <- #%d %s", step.Index, step.Instruction)
 			} else if i != newImage {
 				from = fmt.Sprintf(" (image %d of the output)", i+1)
