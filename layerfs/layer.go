@@ -40,7 +40,14 @@ type Layer struct {
 	size   int64
 	diffID Digest
 	write  func(w io.Writer) error
+	// onEntry, when set, is called as each file of a layer built from changes is
+	// written, for progress displays.
+	onEntry func()
 }
+
+// OnEntry sets a function called as each file of the layer is written (layers read
+// whole from a file, such as a base tarball, never call it). nil removes it.
+func (l *Layer) OnEntry(fn func()) { l.onEntry = fn }
 
 // NewLayer returns a layer of exactly size bytes that write produces. diffID may be
 // empty when it is not known yet.

@@ -79,12 +79,16 @@ func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewLayer(size, "", func(w io.Writer) error {
+	l := NewLayer(size, "", nil)
+	l.write = func(w io.Writer) error {
 		tw := tar.NewWriter(w)
 		buf := make([]byte, 1<<20)
 		err := c.headers(opts, func(e *Entry, h *tar.Header) error {
 			if err := tw.WriteHeader(h); err != nil {
 				return err
+			}
+			if h.Typeflag != tar.TypeDir && l.onEntry != nil {
+				l.onEntry()
 			}
 			if h.Typeflag == tar.TypeReg && h.Size > 0 {
 				return copyBody(tw, e, buf)
@@ -95,7 +99,8 @@ func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
 			return err
 		}
 		return tw.Close()
-	}), nil
+	}
+	return l, nil
 }
 
 // headers calls fn with each entry and its tar header, in order. Within a hard-link

@@ -109,6 +109,7 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 	}
 	return &dockerarchive.Trace{
 		Start: func(total int64) { p.total = total },
+		File: func() { p.filesDone++ },
 		Wrote: func(n int) {
 			p.done += int64(n)
 			if p.mode == "tty" && time.Since(p.lastDraw) > 100*time.Millisecond {
@@ -122,7 +123,6 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 			var step *interp.Step
 			if i == newImage && j < len(layerSteps) {
 				step = &layerSteps[j]
-				p.filesDone += step.Layer.Files
 				from = fmt.Sprintf(" <- #%d %s", step.Index, step.Instruction)
 			} else if i != newImage {
 				from = fmt.Sprintf(" (image %d of the output)", i+1)

@@ -220,7 +220,9 @@ func (w *dirWriter) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time
 		return "", false, err
 	}
 	err = createFile(filepath.Join(tmp, dirLayerFile), func(f io.Writer) error {
+		l.OnEntry(w.trace.File)
 		_, err := l.WriteTo(ctxWriter{ctx: ctx, w: f, wrote: w.trace.Wrote})
+		l.OnEntry(nil)
 		return err
 	})
 	if err != nil {

@@ -17,6 +17,9 @@ type Trace struct {
 	Layer func(i, j int, diffID layerfs.Digest, size int64, reused bool)
 	// Wrote is called as layer bytes stream into the archive.
 	Wrote func(n int)
+	// File is called as each file (anything but a directory) of a layer built by
+	// this build is written.
+	File func()
 }
 
 type traceKey struct{}

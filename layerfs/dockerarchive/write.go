@@ -302,7 +302,11 @@ func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (
 		return "", err
 	}
 	headerLen := w.pos() - start
-	if _, err := l.WriteTo(ctxWriter{ctx, w.tw, traceFrom(ctx).Wrote}); err != nil {
+	trace := traceFrom(ctx)
+	l.OnEntry(trace.File)
+	_, err := l.WriteTo(ctxWriter{ctx, w.tw, trace.Wrote})
+	l.OnEntry(nil)
+	if err != nil {
 		return "", err
 	}
 	d, _ := l.KnownDiffID()
