@@ -109,7 +109,7 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 	}
 	return &dockerarchive.Trace{
 		Start: func(total int64) { p.total = total },
-		File: func() { p.filesDone++ },
+		File:  func() { p.filesDone++ },
 		Wrote: func(n int) {
 			p.done += int64(n)
 			if p.mode == "tty" && time.Since(p.lastDraw) > 100*time.Millisecond {
