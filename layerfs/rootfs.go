@@ -60,7 +60,7 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 	}
 
 	h := sha256.New()
-	pr := &posReader{r: io.TeeReader(src, h)}
+	pr := &CountingReader{R: io.TeeReader(src, h)}
 	fsys := New()
 	l := &rootfsLoader{fsys: fsys, backing: backing, seen: map[string]bool{}}
 	tr := tar.NewReader(pr)
@@ -79,7 +79,7 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 			}
 			return nil, fmt.Errorf("reading entry %d, after %q: %w", i+1, prev, err)
 		}
-		if err := l.add(hdr, pr.n); err != nil {
+		if err := l.add(hdr, pr.N); err != nil {
 			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		prev = hdr.Name
@@ -98,7 +98,7 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 	}
 	fsys.changed, fsys.created, fsys.removed = map[string]struct{}{}, map[string]struct{}{}, map[string]Type{}
 	diffID := Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	size := pr.n
+	size := pr.N
 	layer := NewLayer(size, diffID, func(w io.Writer) error {
 		f, err := os.Open(backing)
 		if err != nil {
@@ -259,16 +259,16 @@ type sectionFile struct {
 
 func (s *sectionFile) Close() error { return s.f.Close() }
 
-// posReader counts the bytes read through it, so the tar reader's position, and with
-// it each body's offset, is known. It deliberately has no Seek: the bytes it skips
-// must still be hashed.
-type posReader struct {
-	r io.Reader
-	n int64
+// CountingReader counts the bytes read through it, so a tar reader's position, and
+// with it each body's offset, is known. It deliberately has no Seek: the bytes a
+// reader skips must still pass through (and be hashed).
+type CountingReader struct {
+	R io.Reader
+	N int64 // bytes read so far
 }
 
-func (p *posReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
+func (c *CountingReader) Read(b []byte) (int, error) {
+	n, err := c.R.Read(b)
+	c.N += int64(n)
 	return n, err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/dfbuild/dfbuild/interp"
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
+	"github.com/dfbuild/dfbuild/layerfs/inspect"
 )
 
 // progressModes are the values of --progress, as in docker buildx build.
@@ -79,9 +80,9 @@ func (p *progress) step(s interp.Step) {
 func stepResult(s interp.Step) string {
 	switch {
 	case s.Layer != nil && s.Layer.Base:
-		return "base layer, " + humanBytes(s.Layer.Bytes)
+		return "base layer, " + inspect.HumanSize(s.Layer.Bytes)
 	case s.Layer != nil:
-		return fmt.Sprintf("layer: %d file%s, %s", s.Layer.Files, plural(s.Layer.Files), humanBytes(s.Layer.Bytes))
+		return fmt.Sprintf("layer: %d file%s, %s", s.Layer.Files, plural(s.Layer.Files), inspect.HumanSize(s.Layer.Bytes))
 	case len(s.Config) > 0:
 		return "config only: " + strings.Join(s.Config, ", ")
 	case s.Index == 1:
@@ -115,7 +116,7 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 			if p.mode == "tty" && time.Since(p.lastDraw) > 100*time.Millisecond {
 				p.lastDraw = time.Now()
 				fmt.Fprintf(p.w, "\r\x1b[K#%d writing layers %s / %s, %d / %d files", p.next,
-					humanBytes(p.done), humanBytes(p.total), p.filesDone, p.filesTotal)
+					inspect.HumanSize(p.done), inspect.HumanSize(p.total), p.filesDone, p.filesTotal)
 			}
 		},
 		Layer: func(i, j int, d layerfs.Digest, size int64, reused bool) {
@@ -147,7 +148,7 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 				if step != nil && !step.Layer.Base {
 					files = fmt.Sprintf(", %d file%s", step.Layer.Files, plural(step.Layer.Files))
 				}
-				fmt.Fprintf(p.w, "#%d layer %s %s%s%s%s\n", p.next, shortDigest(d), humanBytes(size), files, stored, from)
+				fmt.Fprintf(p.w, "#%d layer %s %s%s%s%s\n", p.next, shortDigest(d), inspect.HumanSize(size), files, stored, from)
 			}
 		},
 	}

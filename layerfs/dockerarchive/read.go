@@ -29,7 +29,7 @@ func Read(file string) ([]Entry, error) {
 	type section struct{ off, size int64 }
 	sections := map[string]section{}
 	links := map[string]string{}
-	pr := &posReader{r: bufio.NewReaderSize(f, 1<<16)}
+	pr := &layerfs.CountingReader{R: bufio.NewReaderSize(f, 1<<16)}
 	tr := tar.NewReader(pr)
 	var manifestJSON []byte
 	for {
@@ -43,7 +43,7 @@ func Read(file string) ([]Entry, error) {
 		name := cleanEntry(hdr.Name)
 		switch hdr.Typeflag {
 		case tar.TypeReg:
-			sections[name] = section{pr.n, hdr.Size}
+			sections[name] = section{pr.N, hdr.Size}
 			if name == "manifest.json" {
 				if manifestJSON, err = io.ReadAll(io.LimitReader(tr, 64<<20)); err != nil {
 					return nil, fmt.Errorf("reading manifest.json: %w", err)
@@ -175,17 +175,6 @@ func memberWriter(m member) func(io.Writer) error {
 
 func cleanEntry(name string) string {
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
-}
-
-type posReader struct {
-	r io.Reader
-	n int64
-}
-
-func (p *posReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	return n, err
 }
 
 // Merge adds an image to the images of an existing archive the way docker load

@@ -191,7 +191,7 @@ func streamLayer(ctx context.Context, l Layer) (*layerScan, error) {
 
 // readLayer reads a layer blob to its very end, so its digest covers every byte.
 func readLayer(ctx context.Context, r io.Reader) (*layerScan, error) {
-	raw := &countingReader{r: r}
+	raw := &layerfs.CountingReader{R: r}
 	br := bufio.NewReaderSize(raw, 1<<16)
 	s := &layerScan{compression: layerfs.DetectCompression(br)}
 	dr, err := layerfs.Decompress(br, s.compression)
@@ -200,7 +200,7 @@ func readLayer(ctx context.Context, r io.Reader) (*layerScan, error) {
 	}
 	defer dr.Close()
 	h := sha256.New()
-	plain := &countingReader{r: io.TeeReader(dr, h)}
+	plain := &layerfs.CountingReader{R: io.TeeReader(dr, h)}
 	tr := tar.NewReader(plain)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -225,8 +225,8 @@ func readLayer(ctx context.Context, r io.Reader) (*layerScan, error) {
 		return nil, fmt.Errorf("reading the layer: %w", err)
 	}
 	s.diffID = layerfs.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	s.size = plain.n
-	s.stored = raw.n
+	s.size = plain.N
+	s.stored = raw.N
 	return s, nil
 }
 

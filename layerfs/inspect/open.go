@@ -149,7 +149,7 @@ func (a *Archive) indexTar(p string) (*tarStore, error) {
 		defer f.Close()
 	}
 	ts := &tarStore{file: file, sections: map[string]section{}, links: map[string]string{}}
-	pr := &countingReader{r: br}
+	pr := &layerfs.CountingReader{R: br}
 	tr := tar.NewReader(pr)
 	for first := true; ; first = false {
 		hdr, err := tr.Next()
@@ -165,7 +165,7 @@ func (a *Archive) indexTar(p string) (*tarStore, error) {
 		name := cleanName(hdr.Name)
 		switch hdr.Typeflag {
 		case tar.TypeReg:
-			ts.sections[name] = section{pr.n, hdr.Size}
+			ts.sections[name] = section{pr.N, hdr.Size}
 		case tar.TypeSymlink:
 			// docker save before Engine 25, and skopeo, link repeated layers to one copy.
 			ts.links[name] = cleanName(path.Join(path.Dir(name), hdr.Linkname))
@@ -474,14 +474,3 @@ func (l *storedLayer) WriteTo(w io.Writer) (int64, error) {
 
 // KnownDiffID is the diff_id the config gives the layer; Analyze checks it.
 func (l *storedLayer) KnownDiffID() (layerfs.Digest, bool) { return l.diffID, true }
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
