@@ -96,10 +96,12 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		return nil, fmt.Errorf("creating a scratch directory: %w", err)
 	}
 	res = &Result{cleanup: func() error { return os.RemoveAll(tmp) }}
+	// The error returns below say "return nil, err", which clears res before this
+	// runs, so the cleanup is held on to separately.
+	cleanup := res
 	defer func() {
 		if err != nil {
-			res.Close()
-			res = nil
+			cleanup.Close()
 		}
 	}()
 	b := &builder{

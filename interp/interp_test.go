@@ -345,3 +345,22 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A failed build removes its scratch directory, where a compressed base tarball is
+// decompressed; a successful one removes it when the result is closed.
+func TestScratchRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	ctxDir := t.TempDir()
+	must(t, writeRootfs(filepath.Join(ctxDir, "base.tar.gz"), []txtar.File{{Name: "etc/x", Data: []byte("x")}}, true))
+	for _, df := range []string{"FROM base.tar.gz\nRUN x\n", "FROM base.tar.gz\nCOPY missing /\n", "FROM base.tar.gz\n"} {
+		f, err := parser.Parse(strings.NewReader(df), "Dockerfile")
+		must(t, err)
+		res, err := interp.Build(context.Background(), f, interp.Options{ContextDir: ctxDir, TempDir: tmp})
+		if err == nil {
+			must(t, res.Close())
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Errorf("%q left %d scratch entries behind", df, len(left))
+		}
+	}
+}
