@@ -35,6 +35,11 @@ type Options struct {
 	// copy the previous image into the new one. A path also hides the temporary
 	// files named after it (".NAME.tmp-*").
 	Hide []string
+	// Ignore is the build's .dockerignore, as ReadIgnoreFile finds it. What it
+	// excludes is not in the context for this build: not for COPY sources, wildcards
+	// and directory walks, not for symlinks followed inside the context, not as FROM
+	// tarballs. nil excludes nothing.
+	Ignore *IgnoreFile
 	// TempDir holds scratch files (decompressed base tarballs) during the build;
 	// empty means the system's temporary directory.
 	TempDir string
@@ -88,8 +93,13 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		}
 		opts.Context = os.DirFS(opts.ContextDir)
 	}
-	if _, ok := opts.Context.(fs.ReadLinkFS); !ok {
+	rl, ok := opts.Context.(fs.ReadLinkFS)
+	if !ok {
 		return nil, fmt.Errorf("the build context must support symlinks (fs.ReadLinkFS)")
+	}
+	source, err := newContextSource(rl, opts.Hide, opts.Ignore)
+	if err != nil {
+		return nil, fmt.Errorf("checking the ignore file: %w", err)
 	}
 	tmp, err := os.MkdirTemp(opts.TempDir, "dfbuild-")
 	if err != nil {
@@ -110,7 +120,7 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		opts:   opts,
 		tmp:    tmp,
 		ex:     parser.NewExpander(f.Escape),
-		source: newContextSource(opts.Context.(fs.ReadLinkFS), opts.Hide),
+		source: source,
 		res:    res,
 	}
 	b.noteTime(opts.DockerfileModTime)

@@ -17,8 +17,7 @@ import (
 type copyOpts struct {
 	uid, gid int
 	chown    bool
-	mode     uint32
-	chmod    bool
+	chmod    *chmodSpec // nil without --chmod
 }
 
 // dispatchCopy runs COPY from the build context, following BuildKit's copy rules
@@ -39,27 +38,30 @@ func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 	env := st.config.Config.Env
 	var opts copyOpts
 	var flagText string
-	if in.Chown != "" {
-		chown, err := b.ex.Word(in.Chown, env)
-		if err != nil {
-			return nil, fmt.Errorf("expanding --chown: %w", err)
-		}
-		if opts.uid, opts.gid, err = parseChown(chown); err != nil {
+	// A flag that expands to nothing is left out, of the copy and of the history, as
+	// BuildKit leaves it out.
+	chown, err := b.ex.Word(in.Chown, env)
+	if err != nil {
+		return nil, fmt.Errorf("expanding --chown: %w", err)
+	}
+	if chown != "" {
+		// Names are looked up in the image as it is before this COPY.
+		if opts.uid, opts.gid, err = parseChown(st.fs, chown); err != nil {
 			return nil, err
 		}
 		opts.chown = true
 		flagText += " --chown=" + chown
 	}
-	if in.Chmod != "" {
-		chmod, err := b.ex.Word(in.Chmod, env)
+	chmod, err := b.ex.Word(in.Chmod, env)
+	if err != nil {
+		return nil, fmt.Errorf("expanding --chmod: %w", err)
+	}
+	if chmod != "" {
+		spec, err := parseChmod(chmod)
 		if err != nil {
-			return nil, fmt.Errorf("expanding --chmod: %w", err)
+			return nil, err
 		}
-		m, err := strconv.ParseUint(chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return nil, fmt.Errorf("invalid chmod parameter: %q: it should be an octal string between 0 and 07777 (symbolic modes are not supported yet)", chmod)
-		}
-		opts.mode, opts.chmod = uint32(m), true
+		opts.chmod = &spec
 		flagText += " --chmod=" + chmod
 	}
 
@@ -127,22 +129,6 @@ func sourceList(ms []source) string {
 		names = append(names, strconv.Quote(m.name))
 	}
 	return strings.Join(names, ", ")
-}
-
-// parseChown accepts uid or uid:gid. A user alone gets the same number as group,
-// as BuildKit gives a numeric user.
-func parseChown(s string) (uid, gid int, err error) {
-	u, g, hasGroup := strings.Cut(s, ":")
-	uid, errU := strconv.Atoi(u)
-	gid = uid
-	var errG error
-	if hasGroup {
-		gid, errG = strconv.Atoi(g)
-	}
-	if errU != nil || errG != nil || uid < 0 || gid < 0 {
-		return 0, 0, fmt.Errorf("--chown=%q: only numeric ids (UID or UID:GID) are supported yet; user and group names need the image's /etc/passwd and /etc/group, which a later version reads", s)
-	}
-	return uid, gid, nil
 }
 
 // source is one thing a COPY source names: a context path after wildcard matching.
@@ -245,7 +231,8 @@ func (b *builder) lookupSource(name string) (source, error) {
 	return source{name: name, real: real, info: fi}, nil
 }
 
-// notFound explains a missing source, naming a close match where there is one.
+// notFound explains a missing source: the .dockerignore line that excludes it, or
+// else a close match where there is one.
 func (b *builder) notFound(written, clean string, err error) error {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("source %q: %w", written, err)
@@ -254,7 +241,10 @@ func (b *builder) notFound(written, clean string, err error) error {
 	if strings.Contains(written, "..") && !strings.HasPrefix(clean, "..") {
 		msg += fmt.Sprintf(" (sources cannot leave the context: %q means %q inside it)", written, clean)
 	}
-	if near := b.nearest(clean); near != "" {
+	// A source that .dockerignore excludes is missing too (C5); say which line did it.
+	if why := b.source.excluded(clean); why != "" {
+		msg += ": " + why
+	} else if near := b.nearest(clean); near != "" {
 		msg += fmt.Sprintf("; did you mean %q?", near)
 	}
 	return errors.New(msg)
@@ -285,12 +275,14 @@ func (b *builder) nearest(clean string) string {
 	return best
 }
 
-// newDir is the template for directories COPY creates: 0755 (or the octal --chmod),
-// owned by root (or the --chown ids), stamped with the build time.
+// newDir is the template for directories COPY creates (C13): owned by root, or by
+// the --chown ids; stamped with the build time; mode 0755, or an octal --chmod mode.
+// That BuildKit gives created parents the octal mode is a quirk dfbuild keeps; a
+// symbolic mode leaves them at 0755, since they have no mode of their own to change.
 func (o copyOpts) newDir() layerfs.Node {
 	n := layerfs.Node{Type: layerfs.TypeDir, Mode: 0o755, Stamped: true}
-	if o.chmod {
-		n.Mode = o.mode
+	if o.chmod != nil && o.chmod.octal {
+		n.Mode = o.chmod.mode
 	}
 	if o.chown {
 		n.UID, n.GID = o.uid, o.gid
@@ -298,15 +290,21 @@ func (o copyOpts) newDir() layerfs.Node {
 	return n
 }
 
-// apply gives a copied entry its owner and mode: root unless --chown, and the
-// --chmod mode on everything but symlinks.
+// apply gives a copied entry its owner and mode: root unless --chown, and --chmod on
+// everything but symlinks. An octal mode replaces the entry's mode; a symbolic one
+// changes it.
 func (o copyOpts) apply(n *layerfs.Node) {
 	n.UID, n.GID = 0, 0
 	if o.chown {
 		n.UID, n.GID = o.uid, o.gid
 	}
-	if o.chmod && n.Type != layerfs.TypeSymlink {
-		n.Mode = o.mode
+	if o.chmod == nil || n.Type == layerfs.TypeSymlink {
+		return
+	}
+	if o.chmod.octal {
+		n.Mode = o.chmod.mode
+	} else {
+		n.Mode = o.chmod.symbolic.apply(n.Mode, n.IsDir())
 	}
 }
 

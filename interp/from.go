@@ -90,6 +90,9 @@ func (b *builder) baseTarball(name string) (file, label string, err error) {
 			}
 		}
 	}
+	if why := b.source.excluded(name); b.opts.ContextDir != "" && why != "" {
+		return "", "", fmt.Errorf("base image %q is not available: the file of that name in the build context is left out: %s", name, why)
+	}
 	return "", "", fmt.Errorf("base image %q is not available: dfbuild never pulls images; "+
 		"serve it from a root filesystem tarball with --build-context %s=PATH, or name a tarball in the build context", name, name)
 }

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ const defaultEpoch = 1700000000
 // TestCases runs every testdata/*.txtar case. A case holds:
 //
 //   - Dockerfile: the Dockerfile;
-//   - context/...: the build context;
+//   - context/...: the build context (context/.dockerignore is its ignore file);
+//   - Dockerfile.dockerignore: the Dockerfile's own ignore file, which wins;
 //   - rootfs/NAME/...: a root filesystem, written as the tarball context/NAME.tar
 //     (gzip-compressed as NAME.tar.gz with "gzip NAME");
 //   - want/config.json, want/layers.txt: the expected image config and the listing
@@ -51,6 +53,9 @@ const defaultEpoch = 1700000000
 //	build-context N=PATH  as --build-context (PATH relative to the context)
 //	epoch N | noepoch     SOURCE_DATE_EPOCH (default 1700000000)
 func TestCases(t *testing.T) {
+	// The cases write their contexts; a fixed umask makes the modes they copy the
+	// same whatever the caller's umask is (the CLI scripts check umask 077 builds).
+	defer syscall.Umask(syscall.Umask(0o022))
 	files, err := filepath.Glob("testdata/*.txtar")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no cases: %v", err)
@@ -78,6 +83,8 @@ func runCase(t *testing.T, file string) {
 		switch {
 		case f.Name == "Dockerfile":
 			dockerfile = f.Data
+		case f.Name == "Dockerfile.dockerignore":
+			must(t, os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644))
 		case strings.HasPrefix(f.Name, "context/"):
 			p := filepath.Join(dir, filepath.FromSlash(f.Name))
 			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -146,10 +153,15 @@ func runCase(t *testing.T, file string) {
 	pf, err := parser.Parse(bytes.NewReader(dockerfile), "Dockerfile")
 	var res *interp.Result
 	if err == nil {
+		// The Dockerfile is taken to sit in dir, beside Dockerfile.dockerignore.
+		opts.Ignore, err = interp.ReadIgnoreFile(ctxDir, filepath.Join(dir, "Dockerfile"))
+	}
+	if err == nil {
 		res, err = interp.Build(context.Background(), pf, opts)
 	}
 	if err != nil {
-		got["want/error"] = err.Error() + "\n"
+		// Ignore files are named by path; the temporary directory is left out.
+		got["want/error"] = strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "") + "\n"
 	} else {
 		defer res.Close()
 		cfg, err := res.Image.ConfigJSON()

@@ -2,6 +2,7 @@ package interp
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"path"
@@ -12,7 +13,10 @@ import (
 )
 
 // contextSource reads the build context. Every path is resolved inside the context
-// root, symlinks included, so nothing outside it is ever read.
+// root, symlinks included, so nothing outside it is ever read. Paths the build must
+// not see (its own output, what .dockerignore excludes) are missing from every read:
+// lstat, readDir and so resolve, and through them COPY sources, wildcards, directory
+// walks, symlinks and FROM tarballs.
 type contextSource struct {
 	fsys fs.ReadLinkFS
 	// hidden names context paths the build must not see, such as its own output
@@ -20,36 +24,90 @@ type contextSource struct {
 	// files written next to it.
 	hidden       map[string]bool
 	hiddenPrefix string
+	ignore       *ignoreFilter // nil without a .dockerignore
 }
 
 func (s contextSource) isHidden(p string) bool {
 	return s.hidden[p] || (s.hiddenPrefix != "" && strings.HasPrefix(p, s.hiddenPrefix))
 }
 
-// lstat is fs.ReadLinkFS's Lstat, minus hidden paths.
-func (s contextSource) lstat(p string) (fs.FileInfo, error) {
+// filters tells whether any path is kept out at all.
+func (s contextSource) filters() bool {
+	return len(s.hidden) > 0 || s.hiddenPrefix != "" || s.ignore != nil
+}
+
+// visible tells whether the build sees the context path p (io/fs form). The root
+// is always there. An excluded directory is there, with its own metadata, when
+// something under it is kept, as BuildKit's context transfer sends the parents of
+// what it keeps (C31).
+func (s contextSource) visible(p string) bool {
+	if p == "." {
+		return true
+	}
 	if s.isHidden(p) {
+		return false
+	}
+	f := s.ignore
+	if f == nil {
+		return true
+	}
+	st := f.state(p)
+	switch {
+	case st.unseen:
+		return false
+	case !st.excluded:
+		return true
+	case st.pruned:
+		return false
+	}
+	if kept, ok := f.kept[p]; ok {
+		return kept
+	}
+	kept := false
+	// The walk never follows symlinks, so only a real directory can hold kept paths.
+	if fi, err := s.fsys.Lstat(p); err == nil && fi.IsDir() {
+		entries, _ := fs.ReadDir(s.fsys, p)
+		for _, e := range entries {
+			if s.visible(path.Join(p, e.Name())) {
+				kept = true
+				break
+			}
+		}
+	}
+	f.kept[p] = kept
+	return kept
+}
+
+// lstat is fs.ReadLinkFS's Lstat, minus the paths the build must not see.
+func (s contextSource) lstat(p string) (fs.FileInfo, error) {
+	if !s.visible(p) {
 		return nil, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
 	}
 	return s.fsys.Lstat(p)
 }
 
-// readDir lists a directory in name order, minus hidden paths.
+// readDir lists a directory in name order, minus the paths the build must not see.
 func (s contextSource) readDir(p string) ([]fs.DirEntry, error) {
+	if !s.filters() {
+		return fs.ReadDir(s.fsys, p)
+	}
+	if !s.visible(p) {
+		return nil, &fs.PathError{Op: "readdir", Path: p, Err: fs.ErrNotExist}
+	}
 	entries, err := fs.ReadDir(s.fsys, p)
-	if err != nil || (len(s.hidden) == 0 && s.hiddenPrefix == "") {
+	if err != nil {
 		return entries, err
 	}
 	out := entries[:0]
 	for _, e := range entries {
-		if !s.isHidden(path.Join(p, e.Name())) {
+		if s.visible(path.Join(p, e.Name())) {
 			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
-func newContextSource(fsys fs.ReadLinkFS, hide []string) contextSource {
+func newContextSource(fsys fs.ReadLinkFS, hide []string, ignore *IgnoreFile) (contextSource, error) {
 	s := contextSource{fsys: fsys, hidden: map[string]bool{}}
 	for _, h := range hide {
 		h = strings.TrimPrefix(path.Clean("/"+h), "/")
@@ -57,7 +115,45 @@ func newContextSource(fsys fs.ReadLinkFS, hide []string) contextSource {
 		dir, base := path.Split(h)
 		s.hiddenPrefix = dir + "." + base + ".tmp-"
 	}
-	return s
+	f, err := newIgnoreFilter(ignore)
+	if err != nil {
+		return contextSource{}, err
+	}
+	s.ignore = f
+	return s, nil
+}
+
+// excluded explains why the context path p is missing when .dockerignore is the
+// reason: the pattern that excludes p, a parent of p, or the path a symlink on the
+// way leads to. It returns "" when p is simply not there.
+func (s contextSource) excluded(p string) string {
+	if s.ignore == nil {
+		return ""
+	}
+	real, err := s.resolve(p, true)
+	if err != nil {
+		return ""
+	}
+	// The first component that exists but cannot be seen is the excluded one.
+	names := strings.Split(real, "/")
+	for i := range names {
+		q := strings.Join(names[:i+1], "/")
+		if _, err := s.fsys.Lstat(q); err != nil {
+			return ""
+		}
+		if s.visible(q) {
+			continue
+		}
+		if s.isHidden(q) {
+			return ""
+		}
+		why := s.ignore.explain(q)
+		if why != "" && q != p && !strings.HasPrefix(p, q+"/") {
+			why = fmt.Sprintf("it leads to %q, %s", q, why)
+		}
+		return why
+	}
+	return ""
 }
 
 // resolve returns the real path of p inside the context, in io/fs form ("." for the

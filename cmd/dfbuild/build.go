@@ -89,8 +89,18 @@ func (p *plan) build(ctx context.Context, stdin io.Reader, o buildOptions, progr
 	if err != nil {
 		return nil, err
 	}
+	// A Dockerfile from standard input has no file of its own to sit next to.
+	dockerfile := name
+	if o.file == "-" {
+		dockerfile = ""
+	}
+	ignore, err := interp.ReadIgnoreFile(o.contextDir, dockerfile)
+	if err != nil {
+		return nil, err
+	}
 	return interp.Build(ctx, f, interp.Options{
 		ContextDir:        o.contextDir,
+		Ignore:            ignore,
 		Hide:              insideContext(o.contextDir, p.dest),
 		BuildContexts:     p.contexts,
 		SourceDateEpoch:   p.epoch,
