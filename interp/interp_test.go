@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -185,7 +184,7 @@ func runCase(t *testing.T, file string) {
 		got["want/layers.txt"] = layers.String()
 		checkInvariants(t, res)
 	}
-	compare(t, file, ar, got)
+	imagetest.Golden(t, file, ar, got, *update)
 }
 
 func specialBits(m uint64) os.FileMode {
@@ -236,50 +235,6 @@ func checkInvariants(t *testing.T, res *interp.Result) {
 			if dir := filepath.Dir(name); dir != "." && !seen[dir] && i > 0 {
 				t.Errorf("layer %d: %q comes before its parent", i+1, name)
 			}
-		}
-	}
-}
-
-func compare(t *testing.T, file string, ar *txtar.Archive, got map[string]string) {
-	t.Helper()
-	want := map[string]string{}
-	for _, f := range ar.Files {
-		if strings.HasPrefix(f.Name, "want/") {
-			want[f.Name] = string(f.Data)
-		}
-	}
-	if *update {
-		var files []txtar.File
-		for _, f := range ar.Files {
-			if !strings.HasPrefix(f.Name, "want/") {
-				files = append(files, f)
-			}
-		}
-		names := make([]string, 0, len(got))
-		for n := range got {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			files = append(files, txtar.File{Name: n, Data: []byte(got[n])})
-		}
-		ar.Files = files
-		must(t, os.WriteFile(file, txtar.Format(ar), 0o644))
-		return
-	}
-	for name, g := range got {
-		w, ok := want[name]
-		if !ok {
-			t.Errorf("%s: no %s section; got:\n%s\n(run go test ./interp -update to record it)", file, name, g)
-			continue
-		}
-		if g != w {
-			t.Errorf("%s: %s differs\n--- got\n%s--- want\n%s", file, name, g, w)
-		}
-	}
-	for name := range want {
-		if _, ok := got[name]; !ok {
-			t.Errorf("%s: expected %s, but the build produced no such result", file, name)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
@@ -143,7 +144,7 @@ func runCase(t *testing.T, file string) {
 			got["want/json"] = js.String()
 		}
 	}
-	compare(t, file, ar, got)
+	imagetest.Golden(t, file, ar, got, *update)
 }
 
 // canonical renders a report without what depends on how the image is stored.
@@ -560,40 +561,6 @@ func gzipFile(write func(string, []*testImage) error) func(string, []*testImage)
 }
 
 // ---- golden files ------------------------------------------------------------------
-
-func compare(t *testing.T, file string, ar *txtar.Archive, got map[string]string) {
-	t.Helper()
-	if *update {
-		var files []txtar.File
-		for _, f := range ar.Files {
-			if !strings.HasPrefix(f.Name, "want/") {
-				files = append(files, f)
-			}
-		}
-		names := make([]string, 0, len(got))
-		for n := range got {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			files = append(files, txtar.File{Name: n, Data: []byte(got[n])})
-		}
-		ar.Files = files
-		must(t, os.WriteFile(file, txtar.Format(ar), 0o644))
-		return
-	}
-	want := map[string]string{}
-	for _, f := range ar.Files {
-		want[f.Name] = string(f.Data)
-	}
-	for name, g := range got {
-		if w, ok := want[name]; !ok {
-			t.Errorf("%s: no %s section (go test -update writes it)", file, name)
-		} else if g != w {
-			t.Errorf("%s: %s differs (go test -update rewrites it):\n%s", file, name, firstDiff(g, w))
-		}
-	}
-}
 
 func must(t *testing.T, err error) {
 	t.Helper()
