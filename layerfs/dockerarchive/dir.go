@@ -137,7 +137,6 @@ type dirWriter struct {
 	layers  map[layerfs.Digest]bool // layer directories written
 	configs map[string]bool         // configs written, by name
 	times   []pinned                // every entry's mtime, set once all are written
-	trace   *Trace
 }
 
 type pinned struct {
@@ -149,47 +148,10 @@ type pinned struct {
 // modes and mtimes of root and all it holds. The times follow the archive's: a layer
 // or config gets its image's creation time, manifest.json and root the epoch.
 func writeTree(ctx context.Context, root string, entries []Entry) (*Result, error) {
-	w := &dirWriter{root: root, layers: map[layerfs.Digest]bool{}, configs: map[string]bool{}, trace: traceFrom(ctx)}
-	if w.trace.Start != nil {
-		w.trace.Start(totalLayerBytes(entries))
-	}
-	images := newImageSet()
-	for i, e := range entries {
-		created := time.Unix(0, 0)
-		if e.Image.Config.Created != nil {
-			created = *e.Image.Config.Created
-		}
-		var layers []Descriptor
-		var layerPaths []string
-		for j, l := range e.Image.Layers {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			d, reused, err := w.layer(ctx, l, created)
-			if err != nil {
-				return nil, fmt.Errorf("writing layer %d of image %d: %w", j+1, i+1, err)
-			}
-			if w.trace.Layer != nil {
-				w.trace.Layer(i, j, d, l.Size(), reused)
-			}
-			layers = append(layers, Descriptor{MediaType: MediaTypeLayer, Digest: d, Size: l.Size()})
-			layerPaths = append(layerPaths, dirLayerPath(d))
-		}
-		cfg, err := e.Image.ConfigJSON()
-		if err != nil {
-			return nil, fmt.Errorf("image %d: %w", i+1, err)
-		}
-		cfgDesc, _, manDesc, err := imageManifest(cfg, layers)
-		if err != nil {
-			return nil, fmt.Errorf("image %d: %w", i+1, err)
-		}
-		if name := dirConfigPath(cfgDesc.Digest); !w.configs[name] {
-			if err := w.file(name, cfg, created); err != nil {
-				return nil, fmt.Errorf("writing the config of image %d: %w", i+1, err)
-			}
-			w.configs[name] = true
-		}
-		images.add(manDesc, cfgDesc.Digest, layerPaths, e.Tags)
+	w := &dirWriter{root: root, layers: map[layerfs.Digest]bool{}, configs: map[string]bool{}}
+	images, err := writeImages(ctx, w, entries)
+	if err != nil {
+		return nil, err
 	}
 	dm, err := marshal(images.dockerManifests(dirConfigPath))
 	if err != nil {
@@ -202,6 +164,18 @@ func writeTree(ctx context.Context, root string, entries []Entry) (*Result, erro
 		return nil, err
 	}
 	return images.result(), nil
+}
+
+func (w *dirWriter) layerPath(d layerfs.Digest) string { return dirLayerPath(d) }
+
+// image stores the config; the directory layout has no OCI manifest.
+func (w *dirWriter) image(cfg, _ []byte, cfgDigest layerfs.Digest, mtime time.Time) error {
+	name := dirConfigPath(cfgDigest)
+	if w.configs[name] {
+		return nil
+	}
+	w.configs[name] = true
+	return w.file(name, cfg, mtime)
 }
 
 func dirLayerPath(d layerfs.Digest) string  { return d.Hex() + "/" + dirLayerFile }
@@ -220,17 +194,14 @@ func (w *dirWriter) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time
 		return "", false, err
 	}
 	err = createFile(filepath.Join(tmp, dirLayerFile), func(f io.Writer) error {
-		l.OnEntry(w.trace.File)
-		_, err := l.WriteTo(ctxWriter{ctx: ctx, w: f, wrote: w.trace.Wrote})
-		l.OnEntry(nil)
-		return err
+		return writeLayer(ctx, l, f)
 	})
 	if err != nil {
 		return "", false, err
 	}
 	d, _ = l.KnownDiffID()
 	if w.layers[d] {
-		return d, false, os.RemoveAll(tmp)
+		return d, true, os.RemoveAll(tmp)
 	}
 	if err := os.Rename(tmp, filepath.Join(w.root, d.Hex())); err != nil {
 		return "", false, fmt.Errorf("naming the layer directory: %w", err)

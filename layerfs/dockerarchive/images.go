@@ -1,7 +1,11 @@
 package dockerarchive
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"slices"
+	"time"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/image"
@@ -76,4 +80,71 @@ func (s *imageSet) result() *Result {
 		res.Images = append(res.Images, ImageResult{ID: img.config, Manifest: img.manifest.Digest, Tags: img.tags})
 	}
 	return res
+}
+
+// sink is where writeImages puts an image's parts: the archive (writer) and the
+// directory (dirWriter). Each stores a blob once, however often it is handed over.
+type sink interface {
+	// layer stores l, hashing it as it streams, and returns its digest; reused says
+	// the same bytes were stored already.
+	layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (d layerfs.Digest, reused bool, err error)
+	// layerPath is where manifest.json finds a stored layer.
+	layerPath(d layerfs.Digest) string
+	// image stores an image's config and OCI manifest.
+	image(cfg, manifest []byte, cfgDigest layerfs.Digest, mtime time.Time) error
+}
+
+// writeImages writes every entry's layers, then its config and manifest, to s, and
+// returns the images as stored: identical images merged, tags in order. It reports
+// to the context's Trace, and stops with ctx's error between and inside layers.
+func writeImages(ctx context.Context, s sink, entries []Entry) (*imageSet, error) {
+	trace := traceFrom(ctx)
+	if trace.Start != nil {
+		trace.Start(totalLayerBytes(entries))
+	}
+	images := newImageSet()
+	for i, e := range entries {
+		created := time.Unix(0, 0)
+		if e.Image.Config.Created != nil {
+			created = *e.Image.Config.Created
+		}
+		var layers []Descriptor
+		var layerPaths []string
+		for j, l := range e.Image.Layers {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			d, reused, err := s.layer(ctx, l, created)
+			if err != nil {
+				return nil, fmt.Errorf("writing layer %d of image %d: %w", j+1, i+1, err)
+			}
+			if trace.Layer != nil {
+				trace.Layer(i, j, d, l.Size(), reused)
+			}
+			layers = append(layers, Descriptor{MediaType: MediaTypeLayer, Digest: d, Size: l.Size()})
+			layerPaths = append(layerPaths, s.layerPath(d))
+		}
+		cfg, err := e.Image.ConfigJSON()
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i+1, err)
+		}
+		cfgDesc, man, manDesc, err := imageManifest(cfg, layers)
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i+1, err)
+		}
+		if err := s.image(cfg, man, cfgDesc.Digest, created); err != nil {
+			return nil, fmt.Errorf("writing the config of image %d: %w", i+1, err)
+		}
+		images.add(manDesc, cfgDesc.Digest, layerPaths, e.Tags)
+	}
+	return images, nil
+}
+
+// writeLayer streams l into w for a sink, reporting bytes and files to the trace.
+func writeLayer(ctx context.Context, l *layerfs.Layer, w io.Writer) error {
+	trace := traceFrom(ctx)
+	l.OnEntry(trace.File)
+	defer l.OnEntry(nil)
+	_, err := l.WriteTo(ctxWriter{ctx: ctx, w: w, wrote: trace.Wrote})
+	return err
 }

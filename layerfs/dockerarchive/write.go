@@ -136,47 +136,9 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 			return nil, err
 		}
 	}
-	images := newImageSet()
-	trace := traceFrom(ctx)
-	if trace.Start != nil {
-		trace.Start(totalLayerBytes(entries))
-	}
-	for i, e := range entries {
-		created := time.Unix(0, 0)
-		if e.Image.Config.Created != nil {
-			created = *e.Image.Config.Created
-		}
-		var layers []Descriptor
-		var layerPaths []string
-		for j, l := range e.Image.Layers {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			d, err := w.layer(ctx, l, created)
-			if err != nil {
-				return nil, fmt.Errorf("writing layer %d of image %d: %w", j+1, i+1, err)
-			}
-			if trace.Layer != nil {
-				trace.Layer(i, j, d, l.Size(), w.reused)
-			}
-			layers = append(layers, Descriptor{MediaType: MediaTypeLayer, Digest: d, Size: l.Size()})
-			layerPaths = append(layerPaths, blobPath(d))
-		}
-		cfg, err := e.Image.ConfigJSON()
-		if err != nil {
-			return nil, fmt.Errorf("image %d: %w", i+1, err)
-		}
-		cfgDesc, man, manDesc, err := imageManifest(cfg, layers)
-		if err != nil {
-			return nil, err
-		}
-		if err := w.blob(cfg, created); err != nil {
-			return nil, err
-		}
-		if err := w.blob(man, created); err != nil {
-			return nil, err
-		}
-		images.add(manDesc, cfgDesc.Digest, layerPaths, e.Tags)
+	images, err := writeImages(ctx, w, entries)
+	if err != nil {
+		return nil, err
 	}
 	for _, s := range images.list {
 		if len(s.tags) == 0 {
@@ -238,8 +200,6 @@ type writer struct {
 	tw    *tar.Writer
 	off   int64 // bytes handed to f so far
 	blobs map[layerfs.Digest]bool
-	// reused says the last layer() call found its blob stored already.
-	reused bool
 }
 
 // pos is the archive offset of the next byte written.
@@ -281,11 +241,10 @@ const placeholder = layerfs.Digest("sha256:0000000000000000000000000000000000000
 // digest was not known in advance, the header is written with a placeholder name and
 // patched afterwards; when the blob turns out to be in the archive already, what was
 // just written is cut off again.
-func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (layerfs.Digest, error) {
+func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (layerfs.Digest, bool, error) {
 	known, isKnown := l.KnownDiffID()
-	w.reused = isKnown && w.blobs[known]
-	if w.reused {
-		return known, nil
+	if isKnown && w.blobs[known] {
+		return known, true, nil
 	}
 	name := placeholder
 	if isKnown {
@@ -294,59 +253,64 @@ func (w *writer) layer(ctx context.Context, l *layerfs.Layer, mtime time.Time) (
 	// archive/tar pads the previous entry only when the next header is written; pad
 	// it now, so start is where this header really begins.
 	if err := w.tw.Flush(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	start := w.pos()
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: blobPath(name), Size: l.Size()}
 	if err := w.header(hdr, mtime); err != nil {
-		return "", err
+		return "", false, err
 	}
 	headerLen := w.pos() - start
-	trace := traceFrom(ctx)
-	l.OnEntry(trace.File)
-	_, err := l.WriteTo(ctxWriter{ctx, w.tw, trace.Wrote})
-	l.OnEntry(nil)
-	if err != nil {
-		return "", err
+	if err := writeLayer(ctx, l, w.tw); err != nil {
+		return "", false, err
 	}
 	d, _ := l.KnownDiffID()
 	if err := w.tw.Flush(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if d == name {
 		w.blobs[d] = true
-		return d, nil
+		return d, false, nil
 	}
 	if err := w.bw.Flush(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if w.blobs[d] {
 		// The same bytes are stored already: drop this copy.
 		if err := w.f.Truncate(start); err != nil {
-			return "", err
+			return "", false, err
 		}
 		if _, err := w.f.Seek(start, io.SeekStart); err != nil {
-			return "", err
+			return "", false, err
 		}
 		w.off = start
 		w.tw = tar.NewWriter(w.bw)
-		w.reused = true
-		return d, nil
+		return d, true, nil
 	}
 	var patched bytes.Buffer
 	final := &tar.Header{Typeflag: tar.TypeReg, Name: blobPath(d), Size: l.Size(), Mode: 0o644,
 		ModTime: hdr.ModTime, Format: tar.FormatPAX}
 	if err := tar.NewWriter(&patched).WriteHeader(final); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if int64(patched.Len()) != headerLen {
-		return "", errors.New("internal: patched layer header changed size")
+		return "", false, errors.New("internal: patched layer header changed size")
 	}
 	if _, err := w.f.WriteAt(patched.Bytes(), start); err != nil {
-		return "", fmt.Errorf("naming the layer blob: %w", err)
+		return "", false, fmt.Errorf("naming the layer blob: %w", err)
 	}
 	w.blobs[d] = true
-	return d, nil
+	return d, false, nil
+}
+
+func (w *writer) layerPath(d layerfs.Digest) string { return blobPath(d) }
+
+// image stores the config and manifest blobs.
+func (w *writer) image(cfg, manifest []byte, _ layerfs.Digest, mtime time.Time) error {
+	if err := w.blob(cfg, mtime); err != nil {
+		return err
+	}
+	return w.blob(manifest, mtime)
 }
 
 // ctxWriter fails its writes once ctx is cancelled, so an interrupted build stops
