@@ -23,9 +23,7 @@ func TestE2EDirOutput(t *testing.T) {
 	requireDocker(t)
 	e2eNoEpoch(t)
 	dir := t.TempDir()
-	ctxDir := filepath.Join(dir, "ctx")
-	e2eHelloBinary(t, ctxDir)
-	e2eCopyFile(t, filepath.Join("..", "..", "testdata", "hello", "Dockerfile"), filepath.Join(ctxDir, "Dockerfile"), 0o644, e2eCtxTime)
+	ctxDir := e2eHelloContext(t, dir)
 	tag := e2eName("hello:dir")
 
 	// The archive of the same build, for the image ID to expect.

@@ -135,6 +135,28 @@ func e2eHelloBinary(t *testing.T, dir string) string {
 	return e2eGoBuild(t, dir, "hello", filepath.Join("..", "..", "testdata", "hello", "hello.go"))
 }
 
+// e2eHelloContext makes dir/ctx: the hello binary and testdata/hello's Dockerfile.
+func e2eHelloContext(t *testing.T, dir string) string {
+	t.Helper()
+	ctxDir := filepath.Join(dir, "ctx")
+	e2eHelloBinary(t, ctxDir)
+	e2eCopyFile(t, filepath.Join("..", "..", "testdata", "hello", "Dockerfile"), filepath.Join(ctxDir, "Dockerfile"), 0o644, e2eCtxTime)
+	return ctxDir
+}
+
+// e2eAppendContext makes dir/ctx for the two-image archive: the hello binary, a
+// busybox rootfs tarball, and the two Dockerfiles e2eWriteAppendDockerfiles writes.
+func e2eAppendContext(t *testing.T, dir string) (ctxDir, dfHello, dfBusybox string) {
+	t.Helper()
+	busybox := e2eBusybox(t)
+	ctxDir = filepath.Join(dir, "ctx")
+	e2eHelloBinary(t, ctxDir)
+	e2eWrite(t, filepath.Join(ctxDir, "greeting.txt"), e2eGreeting, 0o644, e2eCtxTime)
+	e2eWrite(t, filepath.Join(ctxDir, "busybox-rootfs.tar"), string(e2eRootfsTar(busybox)), 0o644, e2eCtxTime)
+	dfHello, dfBusybox = e2eWriteAppendDockerfiles(t, ctxDir)
+	return ctxDir, dfHello, dfBusybox
+}
+
 // ---- 1. hello ----------------------------------------------------------------------
 
 // TestE2EHello builds testdata/hello's Dockerfile (FROM scratch, COPY of a static
@@ -143,9 +165,7 @@ func TestE2EHello(t *testing.T) {
 	requireDocker(t)
 	e2eNoEpoch(t)
 	dir := t.TempDir()
-	ctxDir := filepath.Join(dir, "ctx")
-	e2eHelloBinary(t, ctxDir)
-	e2eCopyFile(t, filepath.Join("..", "..", "testdata", "hello", "Dockerfile"), filepath.Join(ctxDir, "Dockerfile"), 0o644, e2eCtxTime)
+	ctxDir := e2eHelloContext(t, dir)
 
 	tagScratch, tagLatest := e2eName("hello:scratch"), e2eName("hello")
 	out := filepath.Join(dir, "hello.tar")
@@ -524,13 +544,8 @@ func e2eCreatedBy(c e2eConfig, layer int) string {
 func TestE2EAppendTwoImages(t *testing.T) {
 	requireDocker(t)
 	e2eNoEpoch(t)
-	busybox := e2eBusybox(t)
 	dir := t.TempDir()
-	ctxDir := filepath.Join(dir, "ctx")
-	e2eHelloBinary(t, ctxDir)
-	e2eWrite(t, filepath.Join(ctxDir, "greeting.txt"), e2eGreeting, 0o644, e2eCtxTime)
-	e2eWrite(t, filepath.Join(ctxDir, "busybox-rootfs.tar"), string(e2eRootfsTar(busybox)), 0o644, e2eCtxTime)
-	dfHello, dfBusybox := e2eWriteAppendDockerfiles(t, ctxDir)
+	ctxDir, dfHello, dfBusybox := e2eAppendContext(t, dir)
 
 	same := filepath.Join(dir, "same.tar")
 	tagHello, tagBusybox := e2eName("hello:scratch"), e2eName("hello:busybox")
@@ -636,13 +651,8 @@ func TestE2EPodmanSkopeo(t *testing.T) {
 	requirePodman(t)
 	e2eNoEpoch(t)
 	requireSkopeo(t)
-	busybox := e2eBusybox(t)
 	dir := t.TempDir()
-	ctxDir := filepath.Join(dir, "ctx")
-	e2eHelloBinary(t, ctxDir)
-	e2eWrite(t, filepath.Join(ctxDir, "greeting.txt"), e2eGreeting, 0o644, e2eCtxTime)
-	e2eWrite(t, filepath.Join(ctxDir, "busybox-rootfs.tar"), string(e2eRootfsTar(busybox)), 0o644, e2eCtxTime)
-	dfHello, dfBusybox := e2eWriteAppendDockerfiles(t, ctxDir)
+	ctxDir, dfHello, dfBusybox := e2eAppendContext(t, dir)
 	tagHello, tagBusybox := e2eName("hello:scratch"), e2eName("hello:busybox")
 
 	single := filepath.Join(dir, "single.tar")
