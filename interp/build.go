@@ -231,10 +231,13 @@ func (b *builder) report(s Step) {
 func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
 	switch in := in.(type) {
 	case *parser.Copy:
+		var info *LayerInfo
+		var err error
 		if in.Add {
-			return fmt.Errorf("ADD is not supported yet; for local files and directories use COPY")
+			info, err = b.dispatchAdd(st, in)
+		} else {
+			info, err = b.dispatchCopy(st, in)
 		}
-		info, err := b.dispatchCopy(st, in)
 		step.Layer = info
 		return err
 	case *parser.Command:
@@ -243,20 +246,26 @@ func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
 			return b.dispatchCmd(st, in)
 		}
 		return b.dispatchEntrypoint(st, in)
+	case *parser.Arg:
+		return b.dispatchArg(st, in)
 	case *parser.Run:
 		return errRun
 	}
-	return fmt.Errorf("%s is not supported yet: this version of dfbuild runs FROM, COPY, ENTRYPOINT and CMD", in.Keyword())
+	// ENV, LABEL, USER, WORKDIR, EXPOSE, VOLUME, STOPSIGNAL, SHELL, HEALTHCHECK,
+	// ONBUILD and MAINTAINER: config.go.
+	return b.dispatchConfig(st, in, step)
 }
 
 var errRun = fmt.Errorf("RUN executes commands in a container, and dfbuild never runs containers: " +
 	"build the files beforehand and COPY them in, or start FROM a base tarball that already has them")
 
-// commit records an instruction's filesystem changes as a new layer.
+// commit records an instruction's filesystem changes as a new layer. createdBy is
+// the history text in full: BuildKit ends it with " # buildkit" for COPY and ADD,
+// not for WORKDIR.
 func (st *stage) commit(createdBy string) *LayerInfo {
 	ch := st.fs.Commit()
 	st.layers = append(st.layers, stageLayer{changes: ch})
-	st.history = append(st.history, historyEntry{History: image.History{CreatedBy: createdBy + " # buildkit", Comment: historyComment}, new: true})
+	st.history = append(st.history, historyEntry{History: image.History{CreatedBy: createdBy, Comment: historyComment}, new: true})
 	info := &LayerInfo{Entries: len(ch.Entries)}
 	for _, e := range ch.Entries {
 		if e.Node.Type != layerfs.TypeDir {
@@ -265,6 +274,12 @@ func (st *stage) commit(createdBy string) *LayerInfo {
 		info.Bytes += e.Node.Size
 	}
 	return info
+}
+
+// env is the environment that expands the words of the next instruction: the
+// config's Env.
+func (st *stage) env() []string {
+	return st.config.Config.Env
 }
 
 // configOnly records an instruction that changed only the config.

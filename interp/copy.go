@@ -13,6 +13,11 @@ import (
 	"github.com/dfbuild/dfbuild/parser"
 )
 
+// dispatchAdd runs ADD.
+func (b *builder) dispatchAdd(st *stage, in *parser.Copy) (*LayerInfo, error) {
+	return nil, fmt.Errorf("ADD is not supported yet; for local files and directories use COPY")
+}
+
 // copyOpts are the resolved flags of one COPY.
 type copyOpts struct {
 	uid, gid int
@@ -35,7 +40,7 @@ func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 	case len(in.Heredocs) > 0:
 		return nil, errors.New("COPY with a here-document source is not supported yet")
 	}
-	env := st.config.Config.Env
+	env := st.env()
 	var opts copyOpts
 	var flagText string
 	// A flag that expands to nothing is left out, of the copy and of the history, as
@@ -116,7 +121,7 @@ func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 		}
 	}
 	msg := "COPY" + flagText + " " + strings.Join(srcs, " ") + " " + dest
-	return st.commit(msg), nil
+	return st.commit(msg + " # buildkit"), nil
 }
 
 func sourceList(ms []source) string {

@@ -96,6 +96,16 @@ func dumpInstruction(b *strings.Builder, in Instruction) {
 		}
 		d.list(form, in.Args)
 	case *Run:
+	case *Arg:
+		var words []string
+		for _, a := range in.Args {
+			w := a.Key
+			if a.HasValue {
+				w += "=" + a.Value
+			}
+			words = append(words, w)
+		}
+		d.list("args", words)
 	case *Raw:
 		d.list("args", in.Args)
 	default:

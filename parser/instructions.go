@@ -1,6 +1,9 @@
 package parser
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Location is where an instruction stands in its Dockerfile.
 type Location struct {
@@ -75,12 +78,99 @@ type Run struct {
 	base
 }
 
-// Raw is an instruction that this version of dfbuild recognises but does not yet give
-// a typed form; the interpreter reports it as not supported. Args are the words
-// BuildKit's parser produced.
+// KeyValue is one KEY=VALUE word of ENV, LABEL or ARG, unexpanded: quotes and
+// variables are left for the interpreter, which expands each with the environment
+// as it was before the instruction.
+type KeyValue struct {
+	Key      string
+	Value    string
+	HasValue bool // ARG only: "ARG name" has no value, "ARG name=" an empty one
+}
+
+// Env is ENV k=v ... or the legacy ENV k v.
+type Env struct {
+	base
+	Pairs []KeyValue
+}
+
+// Arg is ARG name[=default] .... Before the first FROM it declares a global ARG.
+type Arg struct {
+	base
+	Args []KeyValue
+}
+
+// Label is LABEL k=v ... or the legacy LABEL k v.
+type Label struct {
+	base
+	Pairs []KeyValue
+}
+
+// Workdir is WORKDIR path (unexpanded).
+type Workdir struct {
+	base
+	Path string
+}
+
+// User is USER user[:group] (unexpanded).
+type User struct {
+	base
+	User string
+}
+
+// Expose is EXPOSE port[/proto] ...: the words as written (unexpanded), sorted as
+// BuildKit sorts them before expansion.
+type Expose struct {
+	base
+	Ports []string
+}
+
+// Volume is VOLUME in JSON or whitespace form: the paths, unexpanded.
+type Volume struct {
+	base
+	Paths []string
+}
+
+// StopSignal is STOPSIGNAL signal (unexpanded).
+type StopSignal struct {
+	base
+	Signal string
+}
+
+// Shell is SHELL ["executable", "parameters"...]; only the JSON form exists.
+type Shell struct {
+	base
+	Shell []string
+}
+
+// Healthcheck is HEALTHCHECK NONE or HEALTHCHECK [flags] CMD ...; never expanded.
+type Healthcheck struct {
+	base
+	// Test is ["NONE"], ["CMD", args...] (exec form) or ["CMD-SHELL", "text"].
+	Test []string
+	// The durations as parsed; zero when absent (zero values are not written).
+	Interval, Timeout, StartPeriod, StartInterval time.Duration
+	Retries                                       int
+}
+
+// Onbuild is ONBUILD <instruction>: the trigger, stored in the image config as
+// written (unexpanded, heredoc bodies appended) and run by images built FROM it.
+type Onbuild struct {
+	base
+	// Expression is the trigger text as BuildKit stores it in Config.OnBuild.
+	Expression string
+}
+
+// Raw is an instruction that is recognised but has no typed form yet; the
+// interpreter reports it as not supported. Args are the words BuildKit's parser produced.
 type Raw struct {
 	base
 	Args []string
+}
+
+// Maintainer is the deprecated MAINTAINER name; it sets the image's author.
+type Maintainer struct {
+	base
+	Name string
 }
 
 // Stage is one FROM and the instructions up to the next FROM.
@@ -91,9 +181,9 @@ type Stage struct {
 
 // File is a parsed Dockerfile.
 type File struct {
-	Name     string        // the name used in error messages
-	Escape   rune          // the escape character (the "# escape=" directive)
-	MetaArgs []Instruction // ARG instructions before the first FROM
+	Name     string // the name used in error messages
+	Escape   rune   // the escape character (the "# escape=" directive)
+	MetaArgs []*Arg // ARG instructions before the first FROM
 	Stages   []*Stage
 	Warnings []string // parser warnings, each "FILE:LINE: message"
 }

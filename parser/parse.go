@@ -36,8 +36,8 @@ func Parse(r io.Reader, name string) (*File, error) {
 			f.Stages = append(f.Stages, cur)
 		default:
 			if cur == nil {
-				if r, ok := in.(*Raw); ok && r.Keyword() == "ARG" {
-					f.MetaArgs = append(f.MetaArgs, in)
+				if a, ok := in.(*Arg); ok {
+					f.MetaArgs = append(f.MetaArgs, a)
 					continue
 				}
 				return nil, Errorf(name, in.Location().Line, "%s before the first FROM: only ARG may come before FROM", in.Keyword())
@@ -193,6 +193,23 @@ func convert(file string, node *bkparser.Node) (Instruction, error) {
 
 	case "RUN":
 		return &Run{base: b}, nil
+
+	case "ARG":
+		if err := newFlags(kw, node.Flags).parse(); err != nil {
+			return nil, fail("%v", err)
+		}
+		if len(args) == 0 {
+			return nil, fail("ARG requires at least one argument")
+		}
+		in := &Arg{base: b}
+		for _, a := range args {
+			k, v, has := strings.Cut(a, "=")
+			if k == "" {
+				return nil, fail("ARG names can not be blank")
+			}
+			in.Args = append(in.Args, KeyValue{Key: k, Value: v, HasValue: has})
+		}
+		return in, nil
 	}
 
 	if _, known := keywordSet[kw]; known {
