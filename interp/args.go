@@ -2,11 +2,220 @@ package interp
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/dfbuild/dfbuild/parser"
 )
 
-// dispatchArg declares build arguments in a stage.
+// Platform is an image platform: os/arch[/variant], as in "linux/arm64".
+type Platform struct {
+	OS, Arch, Variant string
+}
+
+// String formats p as BuildKit's TARGETPLATFORM does.
+func (p Platform) String() string {
+	s := p.OS + "/" + p.Arch
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// HostPlatform is the platform dfbuild builds for unless told otherwise: Linux on the
+// machine's architecture, which is what docker build on this machine produces.
+func HostPlatform() Platform {
+	p := Platform{OS: "linux", Arch: runtime.GOARCH}
+	if p.Arch == "arm" {
+		p.Variant = "v7"
+	}
+	return p
+}
+
+// ParsePlatform reads os/arch[/variant] with the usual aliases (x86_64, aarch64,
+// armhf...). The OS must be given; only Linux images can be built from a Dockerfile
+// without Windows-specific instructions, so only "linux" is accepted.
+func ParsePlatform(s string) (Platform, error) {
+	parts := strings.Split(strings.ToLower(strings.TrimSpace(s)), "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return Platform{}, fmt.Errorf("platform %q: expected os/arch[/variant], such as linux/amd64", s)
+	}
+	if parts[0] != "linux" {
+		return Platform{}, fmt.Errorf("platform %q: dfbuild builds Linux images only", s)
+	}
+	p := Platform{OS: parts[0], Arch: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	switch p.Arch {
+	case "x86_64", "x86-64":
+		p.Arch = "amd64"
+	case "aarch64":
+		p.Arch = "arm64"
+	case "armhf":
+		p.Arch, p.Variant = "arm", "v7"
+	case "armel":
+		p.Arch, p.Variant = "arm", "v6"
+	case "i386", "i686":
+		p.Arch = "386"
+	}
+	known := []string{"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le", "riscv64", "s390x"}
+	if !slices.Contains(known, p.Arch) {
+		return Platform{}, fmt.Errorf("platform %q: unknown architecture %q", s, p.Arch)
+	}
+	// As containerd normalises them: arm64's only variant is v8, which is left out,
+	// and 32-bit arm without a variant is v7.
+	switch {
+	case p.Arch == "arm64" && p.Variant == "v8":
+		p.Variant = ""
+	case p.Arch == "arm" && p.Variant == "":
+		p.Variant = "v7"
+	case p.Arch == "amd64" && p.Variant == "v1":
+		p.Variant = ""
+	}
+	return p, nil
+}
+
+// platformArgs are BuildKit's automatic ARGs, in the global scope: usable in FROM
+// lines, and inside a stage after "ARG NAME". dfbuild runs nothing, so the build
+// platform is the machine's.
+func platformArgs(build, target Platform, targetStage string) [][2]string {
+	if targetStage == "" {
+		targetStage = "default"
+	}
+	return [][2]string{
+		{"BUILDPLATFORM", build.String()},
+		{"BUILDOS", build.OS},
+		{"BUILDOSVERSION", ""},
+		{"BUILDARCH", build.Arch},
+		{"BUILDVARIANT", build.Variant},
+		{"TARGETPLATFORM", target.String()},
+		{"TARGETOS", target.OS},
+		{"TARGETOSVERSION", ""},
+		{"TARGETARCH", target.Arch},
+		{"TARGETVARIANT", target.Variant},
+		{"TARGETSTAGE", targetStage},
+	}
+}
+
+// proxyArgs may be given with --build-arg without a matching ARG. They only ever
+// reach RUN, which dfbuild does not run, so they are accepted and unused.
+var proxyArgs = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+	"FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+
+// envList is an ordered KEY=VALUE list where setting a key replaces it in place, as
+// BuildKit's env lists (and Config.Env) behave.
+type envList []string
+
+func (l envList) get(key string) (string, bool) {
+	for _, kv := range l {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (l envList) set(key, value string) envList {
+	for i, kv := range l {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			out := slices.Clone(l)
+			out[i] = key + "=" + value
+			return out
+		}
+	}
+	return append(slices.Clone(l), key+"="+value)
+}
+
+func (l envList) remove(key string) envList {
+	return slices.DeleteFunc(slices.Clone(l), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == key
+	})
+}
+
+// globalArgs computes the global scope: the automatic platform ARGs, then each ARG
+// before the first FROM in order, its default expanded with what came before, a
+// --build-arg winning over the default.
+func (b *builder) globalArgs(targetStage string) (envList, error) {
+	var env envList
+	for _, kv := range platformArgs(b.buildPlatform, b.platform, targetStage) {
+		v := kv[1]
+		if ov, ok := b.opts.BuildArgs[kv[0]]; ok {
+			v = ov
+			b.usedArgs[kv[0]] = true
+		}
+		env = env.set(kv[0], v)
+	}
+	for _, a := range b.file.MetaArgs {
+		for _, kv := range a.Args {
+			value, has := kv.Value, kv.HasValue
+			if v, ok := b.opts.BuildArgs[kv.Key]; ok {
+				value, has = v, true
+			} else if has {
+				x, err := b.ex.Word(value, env)
+				if err != nil {
+					return nil, parser.At(a, fmt.Errorf("expanding the default of %q: %w", kv.Key, err))
+				}
+				value = x
+			}
+			b.usedArgs[kv.Key] = true
+			if has {
+				env = env.set(kv.Key, value)
+			}
+		}
+	}
+	return env, nil
+}
+
+// dispatchArg declares build arguments in a stage (BuildKit's dispatchArg): the value
+// is the --build-arg if given, else the default expanded with the stage's
+// environment, else the global ARG of that name. A declared value joins the
+// environment later instructions expand with, overriding an ENV of the same name
+// until the next ENV sets it, but it never enters the image's Env.
 func (b *builder) dispatchArg(st *stage, in *parser.Arg) error {
-	return fmt.Errorf("ARG is not supported yet")
+	words := make([]string, 0, len(in.Args))
+	env := st.env()
+	for _, kv := range in.Args {
+		value, has := kv.Value, kv.HasValue
+		if v, ok := b.opts.BuildArgs[kv.Key]; ok {
+			value, has = v, true
+		} else if has {
+			x, err := b.ex.Word(value, env)
+			if err != nil {
+				return fmt.Errorf("expanding the default of %q: %w", kv.Key, err)
+			}
+			value = x
+		} else if v, ok := b.global.get(kv.Key); ok {
+			value, has = v, true
+		}
+		b.usedArgs[kv.Key] = true
+		w := kv.Key
+		if has {
+			st.args = st.args.set(kv.Key, value)
+			w += "=" + value
+		}
+		words = append(words, w)
+	}
+	st.configOnly("ARG " + strings.Join(words, " "))
+	return nil
+}
+
+// unusedArgWarnings names the --build-arg values no ARG declared, as docker build
+// warns about them.
+func (b *builder) unusedArgWarnings() []string {
+	var unused []string
+	for k := range b.opts.BuildArgs {
+		if !b.usedArgs[k] && !slices.Contains(proxyArgs, k) {
+			unused = append(unused, k)
+		}
+	}
+	if len(unused) == 0 {
+		return nil
+	}
+	sort.Strings(unused)
+	return []string{fmt.Sprintf("%s: build arguments %s were not consumed: no stage that was built declares them with ARG",
+		b.file.Name, strings.Join(unused, ", "))}
 }

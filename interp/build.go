@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime"
+	"strings"
 	"time"
 
 	"github.com/dfbuild/dfbuild/layerfs"
@@ -43,12 +43,25 @@ type Options struct {
 	// TempDir holds scratch files (decompressed base tarballs) during the build;
 	// empty means the system's temporary directory.
 	TempDir string
+	// BuildArgs are the --build-arg values: each overrides the default of the ARG of
+	// its name. Arguments no built stage declares draw a warning.
+	BuildArgs map[string]string
+	// Target names the stage to build (--target); empty means the last one.
+	Target string
+	// Labels are merged into the final image's labels (--label), with no history
+	// entry, as BuildKit does.
+	Labels map[string]string
+	// Platform is the platform to build for; nil means the machine's (linux and
+	// GOARCH). FROM --platform sets it for one stage.
+	Platform *Platform
 	// Progress, if set, is told about each step as it finishes.
 	Progress func(Step)
 }
 
 // Step describes one instruction after it ran.
 type Step struct {
+	Number      int    // 1-based across the build: steps of every stage built, in order
+	Stage       string // the stage's name; stage-N for an unnamed one when there are several
 	Index       int    // 1-based within the stage
 	Total       int    // instructions in the stage, FROM included
 	Instruction string // the source text
@@ -68,8 +81,11 @@ type LayerInfo struct {
 
 // Result is a built image and what the build noticed on the way.
 type Result struct {
-	Image    *image.Image
-	Steps    []Step
+	Image *image.Image
+	Steps []Step
+	// LayerSteps has one entry per image layer: the index in Steps of the step that
+	// made it, or of the FROM step that brought it in with a base image.
+	LayerSteps []int
 	Warnings []string
 	// cleanup removes scratch files; the image's base layers may read them, so it
 	// must run only after the image was written.
@@ -84,7 +100,8 @@ func (r *Result) Close() error {
 	return r.cleanup()
 }
 
-// Build runs the Dockerfile's last stage and returns the image. The result must be
+// Build runs the target stage (Options.Target, or the last one) and the stages it
+// needs, and returns the image. The result must be
 // closed once the image has been written.
 func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err error) {
 	if opts.Context == nil {
@@ -115,30 +132,57 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		}
 	}()
 	b := &builder{
-		ctx:    ctx,
-		file:   f,
-		opts:   opts,
-		tmp:    tmp,
-		ex:     parser.NewExpander(f.Escape),
-		source: source,
-		res:    res,
+		ctx:           ctx,
+		file:          f,
+		opts:          opts,
+		tmp:           tmp,
+		ex:            parser.NewExpander(f.Escape),
+		source:        source,
+		res:           res,
+		buildPlatform: HostPlatform(),
+		platform:      HostPlatform(),
+		usedArgs:      map[string]bool{},
+		bases:         map[string]*baseImage{},
+	}
+	if opts.Platform != nil {
+		b.platform = *opts.Platform
 	}
 	b.noteTime(opts.DockerfileModTime)
 	res.Warnings = append(res.Warnings, f.Warnings...)
-	if len(f.MetaArgs) > 0 {
-		a := f.MetaArgs[0]
-		return nil, parser.At(a, fmt.Errorf("%s is not supported yet", a.Keyword()))
+	// TARGETSTAGE is the --target, or the last stage's name, before the stages are
+	// planned: the global ARGs may use it in FROM lines.
+	targetName := opts.Target
+	if targetName == "" {
+		targetName = f.Stages[len(f.Stages)-1].From.Name
 	}
-	// Like BuildKit, only the stages the target needs are built; until COPY --from and
-	// FROM <stage> are supported, that is the last stage alone.
-	st, err := b.runStage(f.Stages[len(f.Stages)-1])
+	if b.global, err = b.globalArgs(targetName); err != nil {
+		return nil, err
+	}
+	if err := b.planStages(); err != nil {
+		return nil, err
+	}
+	target, err := b.target()
 	if err != nil {
 		return nil, err
 	}
-	img, err := b.finish(st)
+	// Like BuildKit, only the stages the target needs are built, each after the
+	// stages it needs.
+	for _, d := range b.buildOrder(target) {
+		if d.st, err = b.runStage(d); err != nil {
+			return nil, err
+		}
+	}
+	img, err := b.finish(target.st)
 	if err != nil {
 		return nil, err
 	}
+	for k, v := range opts.Labels {
+		if img.Config.Config.Labels == nil {
+			img.Config.Config.Labels = map[string]string{}
+		}
+		img.Config.Config.Labels[k] = v
+	}
+	res.Warnings = append(res.Warnings, b.unusedArgWarnings()...)
 	res.Image = img
 	return res, nil
 }
@@ -152,6 +196,14 @@ type builder struct {
 	source contextSource
 	res    *Result
 	newest time.Time // the newest mtime among the inputs read so far
+
+	buildPlatform Platform // the machine's, for BUILDPLATFORM
+	platform      Platform // the target platform: --platform, or the machine's
+	global        envList  // the global scope: platform ARGs and ARGs before the first FROM
+	usedArgs      map[string]bool
+	stages        []*stageDef
+	stagesByName  map[string]*stageDef
+	bases         map[string]*baseImage // FROM and --from images, loaded once
 }
 
 func (b *builder) noteTime(t time.Time) {
@@ -174,12 +226,15 @@ func (b *builder) buildTime() time.Time {
 
 // stage is the state of one build stage while it runs.
 type stage struct {
-	name    string
-	fs      *layerfs.FS
-	config  image.ConfigFile
-	layers  []stageLayer
-	cmdSet  bool // a CMD ran in this stage, so ENTRYPOINT keeps it
-	history []historyEntry
+	def      *stageDef
+	platform Platform
+	fs       *layerfs.FS
+	config   image.ConfigFile
+	layers   []stageLayer
+	cmdSet   bool    // a CMD ran in this stage, so ENTRYPOINT keeps it
+	args     envList // ARG values declared so far, which expansion sees over ENV
+	step     int     // the index in Result.Steps of the instruction running
+	history  []historyEntry
 }
 
 // stageLayer is a base layer, already complete, or the changes of one instruction,
@@ -187,6 +242,7 @@ type stage struct {
 type stageLayer struct {
 	base    *layerfs.Layer
 	changes *layerfs.Changes
+	step    int // the index in Result.Steps of the step that made it
 }
 
 // historyEntry is a history record; new ones get the build time when the image is
@@ -196,21 +252,56 @@ type historyEntry struct {
 	new bool
 }
 
-func (b *builder) runStage(s *parser.Stage) (*stage, error) {
-	total := len(s.Instructions) + 1
+func (b *builder) runStage(d *stageDef) (*stage, error) {
+	s := d.src
 	start := time.Now()
-	st, err := b.from(s.From)
+	st, err := b.from(d)
 	if err != nil {
 		return nil, parser.At(s.From, err)
 	}
-	b.report(Step{Index: 1, Total: total, Instruction: s.From.Source(), Line: s.From.Location().Line,
+	for i := range st.layers {
+		if st.layers[i].step < 0 {
+			st.layers[i].step = len(b.res.Steps)
+		}
+	}
+	// ONBUILD triggers run right after FROM and are not passed on: those of a base
+	// image from its config, those of an earlier stage from its ONBUILD lines.
+	triggers := st.config.Config.OnBuild
+	if d.parent != nil {
+		triggers = nil
+		for _, in := range d.parent.src.Instructions {
+			if o, ok := in.(*parser.Onbuild); ok {
+				triggers = append(triggers, o.Expression)
+			}
+		}
+	}
+	st.config.Config.OnBuild = nil
+	todo := make([]parser.Instruction, 0, len(triggers)+len(s.Instructions))
+	fromLine := s.From.Location().Line
+	for _, t := range triggers {
+		// A trigger is located at the FROM that fires it; it is parsed on its own,
+		// with the default escape character, as BuildKit does.
+		in, err := parser.ParseTrigger(s.From.Location().File, fromLine, '\\', t)
+		if err != nil {
+			return nil, parser.At(s.From, fmt.Errorf("ONBUILD trigger %q of the base: %w", t, err))
+		}
+		todo = append(todo, in)
+	}
+	todo = append(todo, s.Instructions...)
+	total := len(todo) + 1
+	b.report(Step{Stage: b.stageLabel(d), Index: 1, Total: total, Instruction: s.From.Source(), Line: fromLine,
 		Layer: st.baseInfo(), Duration: time.Since(start)})
-	for i, in := range s.Instructions {
+	for i, in := range todo {
 		if err := b.ctx.Err(); err != nil {
 			return nil, err
 		}
 		start := time.Now()
-		step := Step{Index: i + 2, Total: total, Instruction: in.Source(), Line: in.Location().Line}
+		text := in.Source()
+		if i < len(triggers) {
+			text = "ONBUILD " + text
+		}
+		step := Step{Stage: b.stageLabel(d), Index: i + 2, Total: total, Instruction: text, Line: in.Location().Line}
+		st.step = len(b.res.Steps)
 		if err := b.dispatch(st, in, &step); err != nil {
 			return nil, parser.At(in, err)
 		}
@@ -220,7 +311,17 @@ func (b *builder) runStage(s *parser.Stage) (*stage, error) {
 	return st, nil
 }
 
+// stageLabel names a stage in progress as BuildKit does: by name, by stage-N when
+// the Dockerfile has several stages, not at all when it has one unnamed stage.
+func (b *builder) stageLabel(d *stageDef) string {
+	if d.name == "" && len(b.stages) == 1 {
+		return ""
+	}
+	return d.label()
+}
+
 func (b *builder) report(s Step) {
+	s.Number = len(b.res.Steps) + 1
 	b.res.Steps = append(b.res.Steps, s)
 	if b.opts.Progress != nil {
 		b.opts.Progress(s)
@@ -248,6 +349,19 @@ func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
 		return b.dispatchEntrypoint(st, in)
 	case *parser.Arg:
 		return b.dispatchArg(st, in)
+	case *parser.Env:
+		// An ENV takes its keys back from ARGs of the same name: from now on expansion
+		// sees the ENV value, as in BuildKit, where the later instruction wins.
+		env := st.env()
+		if err := b.dispatchConfig(st, in, step); err != nil {
+			return err
+		}
+		for _, kv := range in.Pairs {
+			if k, err := b.ex.Word(kv.Key, env); err == nil {
+				st.args = st.args.remove(k)
+			}
+		}
+		return nil
 	case *parser.Run:
 		return errRun
 	}
@@ -264,7 +378,7 @@ var errRun = fmt.Errorf("RUN executes commands in a container, and dfbuild never
 // not for WORKDIR.
 func (st *stage) commit(createdBy string) *LayerInfo {
 	ch := st.fs.Commit()
-	st.layers = append(st.layers, stageLayer{changes: ch})
+	st.layers = append(st.layers, stageLayer{changes: ch, step: st.step})
 	st.history = append(st.history, historyEntry{History: image.History{CreatedBy: createdBy, Comment: historyComment}, new: true})
 	info := &LayerInfo{Entries: len(ch.Entries)}
 	for _, e := range ch.Entries {
@@ -277,9 +391,14 @@ func (st *stage) commit(createdBy string) *LayerInfo {
 }
 
 // env is the environment that expands the words of the next instruction: the
-// config's Env.
+// config's Env, with the stage's ARG values over it.
 func (st *stage) env() []string {
-	return st.config.Config.Env
+	env := envList(st.config.Config.Env)
+	for _, kv := range st.args {
+		k, v, _ := strings.Cut(kv, "=")
+		env = env.set(k, v)
+	}
+	return env
 }
 
 // configOnly records an instruction that changed only the config.
@@ -294,11 +413,18 @@ func (st *stage) baseInfo() *LayerInfo {
 	if len(st.layers) == 0 {
 		return nil
 	}
-	var n int64
+	info := &LayerInfo{Base: true}
 	for _, l := range st.layers {
-		n += l.base.Size()
+		if l.base != nil {
+			info.Bytes += l.base.Size()
+			continue
+		}
+		// A stage FROM an earlier stage starts with that stage's new layers.
+		for _, e := range l.changes.Entries {
+			info.Bytes += e.Node.Size
+		}
 	}
-	return &LayerInfo{Bytes: n, Base: true}
+	return info
 }
 
 // finish turns the stage into an image: the new layers get their final times, and so
@@ -308,6 +434,7 @@ func (b *builder) finish(st *stage) (*image.Image, error) {
 	topts := layerfs.TarOptions{BuildTime: when, Clamp: b.opts.SourceDateEpoch}
 	img := &image.Image{Config: st.config}
 	for i, l := range st.layers {
+		b.res.LayerSteps = append(b.res.LayerSteps, l.step)
 		if l.base != nil {
 			img.Layers = append(img.Layers, l.base)
 			continue
@@ -329,17 +456,6 @@ func (b *builder) finish(st *stage) (*image.Image, error) {
 	}
 	img.Config.Created = &when
 	return img, nil
-}
-
-// platformConfig is the config of an empty image for the host platform, with the
-// defaults BuildKit gives a stage (a PATH, WorkingDir "/" for scratch).
-func platformConfig() image.ConfigFile {
-	cf := image.ConfigFile{Architecture: runtime.GOARCH, OS: "linux"}
-	if runtime.GOARCH == "arm" {
-		cf.Variant = "v7"
-	}
-	cf.Config.Env = []string{defaultPath}
-	return cf
 }
 
 // defaultPath is the PATH every Linux image built by Docker gets when its base has none.

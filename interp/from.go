@@ -1,45 +1,104 @@
 package interp
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/image"
-	"github.com/dfbuild/dfbuild/parser"
 )
 
-// from starts a stage: FROM scratch, a rootfs tarball named by --build-context, or a
-// rootfs tarball in the build context.
-func (b *builder) from(in *parser.From) (*stage, error) {
+// from starts a stage: from an earlier stage, FROM scratch, or an image served by
+// --build-context or by a tarball in the build context.
+func (b *builder) from(d *stageDef) (*stage, error) {
+	in := d.src.From
+	platform := b.platform
 	if in.Platform != "" {
-		return nil, errors.New("FROM --platform is not supported yet")
-	}
-	// Base names are expanded with the global ARGs only; until ARG is supported that
-	// environment is empty, but quotes and escapes are still processed as Docker does.
-	name, err := b.ex.Word(in.Image, nil)
-	if err != nil {
-		return nil, fmt.Errorf("expanding the base name %q: %w", in.Image, err)
-	}
-	if name == "" {
-		return nil, fmt.Errorf("base name (%s) should not be blank", in.Image)
-	}
-	for _, earlier := range b.file.Stages {
-		if earlier.From == in {
-			break
+		// --platform is expanded with the global scope, like the base name.
+		s, err := b.ex.Word(in.Platform, b.global)
+		if err != nil {
+			return nil, fmt.Errorf("expanding --platform %q: %w", in.Platform, err)
 		}
-		if earlier.From.Name != "" && strings.EqualFold(earlier.From.Name, name) {
-			return nil, fmt.Errorf("FROM an earlier stage (%q) is not supported yet", name)
+		if s == "" {
+			return nil, fmt.Errorf("empty platform value from expression %s", in.Platform)
+		}
+		if platform, err = ParsePlatform(s); err != nil {
+			return nil, fmt.Errorf("--platform: %w", err)
 		}
 	}
-	st := &stage{name: in.Name, config: platformConfig()}
-	if name == "scratch" {
+	if d.parent != nil {
+		return d.parent.st.child(d), nil
+	}
+	st := &stage{def: d, platform: platform, config: emptyConfig(platform)}
+	if d.base == "scratch" {
 		st.fs = layerfs.New()
 		st.config.Config.WorkingDir = "/"
+		st.config.Config.Env = []string{defaultPath}
 		return st, nil
+	}
+	if later, ok := b.stagesByName[d.base]; ok && later.index > d.index {
+		return nil, fmt.Errorf("%q names the stage defined later, at line %d: FROM can only start from an earlier stage", d.base, later.src.From.Location().Line)
+	}
+	base, err := b.loadImage(d.base)
+	if err != nil {
+		return nil, err
+	}
+	if base.config != nil {
+		// An image keeps its own config; its platform must be the one asked for, since
+		// dfbuild cannot pick another variant of it.
+		got := Platform{OS: base.config.OS, Arch: base.config.Architecture, Variant: base.config.Variant}
+		if got.OS != "" && got.Arch != "" && (got.OS != platform.OS || got.Arch != platform.Arch) {
+			return nil, fmt.Errorf("base image %q is for %s, but this stage builds for %s", d.base, got, platform)
+		}
+		st.config = cloneConfig(*base.config)
+		st.config.Created = nil
+	}
+	st.fs = base.fs.Clone()
+	for _, l := range base.layers {
+		st.layers = append(st.layers, stageLayer{base: l, step: -1})
+	}
+	for _, h := range base.history {
+		st.history = append(st.history, historyEntry{History: h})
+	}
+	if _, ok := envList(st.config.Config.Env).get("PATH"); !ok {
+		st.config.Config.Env = append(st.config.Config.Env, defaultPath)
+	}
+	return st, nil
+}
+
+// child starts a stage FROM this one: its tree (a copy, so this stage stays as it
+// ended for COPY --from), layers, history, config and ARGs carry over; ONBUILD
+// triggers fire in the child and are not inherited.
+func (st *stage) child(d *stageDef) *stage {
+	c := &stage{
+		def:      d,
+		platform: st.platform,
+		fs:       st.fs.Clone(),
+		config:   cloneConfig(st.config),
+		layers:   slices.Clone(st.layers),
+		history:  slices.Clone(st.history),
+		args:     slices.Clone(st.args),
+	}
+	return c
+}
+
+// baseImage is a FROM base loaded once: a root filesystem tarball (as `docker
+// import` makes an image of it) or an image archive.
+type baseImage struct {
+	fs      *layerfs.FS
+	layers  []*layerfs.Layer
+	config  *image.ConfigFile // nil for a root filesystem tarball
+	history []image.History
+}
+
+// loadImage reads the base that a name stands for, once per build: each stage that
+// uses it works on its own copy of the tree.
+func (b *builder) loadImage(name string) (*baseImage, error) {
+	if base, ok := b.bases[name]; ok {
+		return base, nil
 	}
 	file, label, err := b.baseTarball(name)
 	if err != nil {
@@ -47,19 +106,22 @@ func (b *builder) from(in *parser.From) (*stage, error) {
 	}
 	fi, err := os.Stat(file)
 	if err != nil {
-		return nil, fmt.Errorf("reading the base %q: %w", label, err)
+		return nil, fmt.Errorf("reading the base %s: %w", label, err)
 	}
 	b.noteTime(fi.ModTime())
 	root, err := layerfs.LoadRootfs(file, b.tmp)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base tarball %s: %w", label, err)
 	}
-	st.fs = root.FS
-	st.layers = []stageLayer{{base: root.Layer}}
 	// The base is what `docker import` makes of the tarball: an image with one layer,
-	// no config of its own and one history entry; the stage then adds BuildKit's PATH.
-	st.history = []historyEntry{{History: image.History{Comment: "Imported from " + filepath.Base(file)}, new: true}}
-	return st, nil
+	// no config of its own and one history entry, stamped with the build time.
+	base := &baseImage{
+		fs:      root.FS,
+		layers:  []*layerfs.Layer{root.Layer},
+		history: []image.History{{Comment: "Imported from " + filepath.Base(file)}},
+	}
+	b.bases[name] = base
+	return base, nil
 }
 
 // baseTarball finds the file that serves a FROM name: a --build-context entry for
@@ -95,4 +157,42 @@ func (b *builder) baseTarball(name string) (file, label string, err error) {
 	}
 	return "", "", fmt.Errorf("base image %q is not available: dfbuild never pulls images; "+
 		"serve it from a root filesystem tarball with --build-context %s=PATH, or name a tarball in the build context", name, name)
+}
+
+// emptyConfig is the config of an empty image for a platform (BuildKit's
+// emptyImage); FROM scratch adds the WorkingDir "/" and the PATH.
+func emptyConfig(p Platform) image.ConfigFile {
+	return image.ConfigFile{Architecture: p.Arch, OS: p.OS, Variant: p.Variant}
+}
+
+// cloneConfig copies a config deeply enough that a stage changing its slices and
+// maps leaves the stage or image it came from alone.
+func cloneConfig(cf image.ConfigFile) image.ConfigFile {
+	c := cf
+	c.Config.Env = slices.Clone(cf.Config.Env)
+	c.Config.Entrypoint = slices.Clone(cf.Config.Entrypoint)
+	c.Config.Cmd = slices.Clone(cf.Config.Cmd)
+	c.Config.Shell = slices.Clone(cf.Config.Shell)
+	c.Config.OnBuild = slices.Clone(cf.Config.OnBuild)
+	c.Config.ExposedPorts = cloneMap(cf.Config.ExposedPorts)
+	c.Config.Volumes = cloneMap(cf.Config.Volumes)
+	c.Config.Labels = cloneMap(cf.Config.Labels)
+	if cf.Config.Healthcheck != nil {
+		h := *cf.Config.Healthcheck
+		h.Test = slices.Clone(h.Test)
+		c.Config.Healthcheck = &h
+	}
+	c.History = slices.Clone(cf.History)
+	return c
+}
+
+func cloneMap[M ~map[K]V, K comparable, V any](m M) M {
+	if m == nil {
+		return nil
+	}
+	out := make(M, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

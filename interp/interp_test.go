@@ -38,7 +38,8 @@ const defaultEpoch = 1700000000
 //   - rootfs/NAME/...: a root filesystem, written as the tarball context/NAME.tar
 //     (gzip-compressed as NAME.tar.gz with "gzip NAME");
 //   - want/config.json, want/layers.txt: the expected image config and the listing
-//     of each layer; or want/error: the expected error.
+//     of each layer; or want/error: the expected error;
+//   - want/warnings: the build's warnings, one a line, when there are any.
 //
 // The comment section describes the case in lines starting with "#" and holds
 // directives, one a line:
@@ -51,6 +52,10 @@ const defaultEpoch = 1700000000
 //	gzip NAME             compress the rootfs tarball NAME
 //	build-context N=PATH  as --build-context (PATH relative to the context)
 //	epoch N | noepoch     SOURCE_DATE_EPOCH (default 1700000000)
+//	build-arg K=V         as --build-arg (the rest of the line is the value)
+//	target NAME           as --target
+//	label K=V             as --label
+//	platform P            as --platform
 func TestCases(t *testing.T) {
 	// The cases write their contexts; a fixed umask makes the modes they copy the
 	// same whatever the caller's umask is (the CLI scripts check umask 077 builds).
@@ -136,6 +141,24 @@ func runCase(t *testing.T, file string) {
 			opts.SourceDateEpoch = &e
 		case "noepoch":
 			opts.SourceDateEpoch = nil
+		case "build-arg":
+			if opts.BuildArgs == nil {
+				opts.BuildArgs = map[string]string{}
+			}
+			k, v, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(line, "build-arg")), "=")
+			opts.BuildArgs[k] = v
+		case "target":
+			opts.Target = f[1]
+		case "label":
+			if opts.Labels == nil {
+				opts.Labels = map[string]string{}
+			}
+			k, v, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(line, "label")), "=")
+			opts.Labels[k] = v
+		case "platform":
+			p, err := interp.ParsePlatform(f[1])
+			must(t, err)
+			opts.Platform = &p
 		default:
 			t.Fatalf("unknown directive %q (a description line starts with #)", line)
 		}
@@ -163,6 +186,9 @@ func runCase(t *testing.T, file string) {
 		got["want/error"] = strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "") + "\n"
 	} else {
 		defer res.Close()
+		if len(res.Warnings) > 0 {
+			got["want/warnings"] = strings.Join(res.Warnings, "\n") + "\n"
+		}
 		cfg, err := res.Image.ConfigJSON()
 		must(t, err)
 		var pretty bytes.Buffer

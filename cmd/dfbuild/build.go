@@ -25,6 +25,10 @@ type buildOptions struct {
 	tags          []string
 	output        string
 	buildContexts []string
+	buildArgs     []string
+	labels        []string
+	target        string
+	platform      string
 	append        bool
 	progress      string
 	iidFile       string
@@ -37,6 +41,9 @@ type plan struct {
 	typ        string // outputDocker or outputDir
 	dest       string
 	contexts   map[string]string
+	buildArgs  map[string]string
+	labels     map[string]string
+	platform   *interp.Platform
 	epoch      *time.Time
 	dockerfile string // the name errors use, known once build has read it
 }
@@ -68,8 +75,45 @@ func newPlan(o buildOptions) (*plan, error) {
 		}
 		p.contexts[name] = path
 	}
-	if p.epoch, err = sourceDateEpoch(); err != nil {
+	if p.epoch, err = sourceDateEpoch(os.LookupEnv("SOURCE_DATE_EPOCH")); err != nil {
 		return nil, usageError{err}
+	}
+	p.buildArgs = map[string]string{}
+	for _, a := range o.buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return nil, usagef("--build-arg %q: expected KEY=VALUE or KEY", a)
+		}
+		if !ok {
+			// As docker buildx: KEY alone takes the value from the environment, and is
+			// left out when the environment does not have it.
+			if v, ok = os.LookupEnv(k); !ok {
+				continue
+			}
+		}
+		p.buildArgs[k] = v
+	}
+	// BuildKit takes SOURCE_DATE_EPOCH as a build argument too; it wins over the
+	// environment.
+	if v, ok := p.buildArgs["SOURCE_DATE_EPOCH"]; ok {
+		if p.epoch, err = sourceDateEpoch(v, true); err != nil {
+			return nil, usagef("--build-arg %w", err)
+		}
+	}
+	p.labels = map[string]string{}
+	for _, l := range o.labels {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return nil, usagef("--label %q: expected KEY=VALUE", l)
+		}
+		p.labels[k] = v
+	}
+	if o.platform != "" {
+		pl, err := interp.ParsePlatform(o.platform)
+		if err != nil {
+			return nil, usagef("--platform: %w", err)
+		}
+		p.platform = &pl
 	}
 	if fi, err := os.Stat(o.contextDir); err != nil || !fi.IsDir() {
 		return nil, usagef("build context %q is not a directory", o.contextDir)
@@ -105,6 +149,10 @@ func (p *plan) build(ctx context.Context, stdin io.Reader, o buildOptions, progr
 		BuildContexts:     p.contexts,
 		SourceDateEpoch:   p.epoch,
 		DockerfileModTime: mtime,
+		BuildArgs:         p.buildArgs,
+		Target:            o.target,
+		Labels:            p.labels,
+		Platform:          p.platform,
 		Progress:          progress,
 	})
 }
@@ -149,7 +197,7 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 			entries = dockerarchive.Merge(old, entry)
 		}
 	}
-	ctx = dockerarchive.WithTrace(ctx, prog.trace(dest, len(entries)-1))
+	ctx = dockerarchive.WithTrace(ctx, prog.trace(dest, len(entries)-1, res.LayerSteps))
 	written, err := write(ctx, dest, entries)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
@@ -275,8 +323,9 @@ func readDockerfile(stdin io.Reader, o buildOptions) ([]byte, string, time.Time,
 	return b, p, fi.ModTime(), nil
 }
 
-func sourceDateEpoch() (*time.Time, error) {
-	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+// sourceDateEpoch reads a SOURCE_DATE_EPOCH value; an empty or absent one means
+// none.
+func sourceDateEpoch(s string, ok bool) (*time.Time, error) {
 	if !ok || s == "" {
 		return nil, nil
 	}

@@ -98,7 +98,8 @@ type explainReport struct {
 
 // explainStep is one instruction and what it did.
 type explainStep struct {
-	Step        int    `json:"step"` // 1-based, FROM included
+	Step        int    `json:"step"`            // 1-based across the build, FROM included
+	Stage       string `json:"stage,omitempty"` // the stage, when the Dockerfile has several
 	Line        int    `json:"line"`
 	Instruction string `json:"instruction"`
 	// Result is "layer" (the instruction made a layer), "config" (it changed only
@@ -144,26 +145,20 @@ func explainSteps(b *memoryBuild, ir *inspect.ImageReport) (*explainReport, erro
 		rep.Tags = append(rep.Tags, t.Full)
 	}
 	steps := b.res.Steps
-	newLayers := 0
-	for _, s := range steps {
-		if s.Layer != nil && !s.Layer.Base {
-			newLayers++
-		}
+	if len(b.res.LayerSteps) != len(ir.Layers) {
+		return nil, fmt.Errorf("internal: the build accounts for %d layers, but the image has %d", len(b.res.LayerSteps), len(ir.Layers))
 	}
-	base := len(ir.Layers) - newLayers
-	if base < 0 {
-		return nil, fmt.Errorf("internal: %d steps made layers, but the image has %d", newLayers, len(ir.Layers))
+	byStep := map[int][]*inspect.LayerReport{}
+	for j, i := range b.res.LayerSteps {
+		byStep[i] = append(byStep[i], ir.Layers[j])
 	}
-	next := 0
-	for _, s := range steps {
-		es := &explainStep{Step: s.Index, Line: s.Line, Instruction: s.Instruction, Config: s.Config}
+	for i, s := range steps {
+		es := &explainStep{Step: s.Number, Stage: s.Stage, Line: s.Line, Instruction: s.Instruction, Config: s.Config, Layers: byStep[i]}
 		switch {
 		case s.Layer != nil && s.Layer.Base:
-			es.Result, es.Layers = "base", ir.Layers[next:next+base]
-			next += base
+			es.Result = "base"
 		case s.Layer != nil:
-			es.Result, es.Layers = "layer", ir.Layers[next:next+1]
-			next++
+			es.Result = "layer"
 		case s.Index == 1:
 			es.Result = "empty"
 		default:
@@ -187,7 +182,17 @@ func writeExplain(w io.Writer, dockerfile string, rep *explainReport) error {
 	}
 	layers := 0
 	for _, s := range rep.Steps {
-		fmt.Fprintf(ew, "\n#%d %s (%s:%d)\n", s.Step, s.Instruction, dockerfile, s.Line)
+		stage := ""
+		if s.Stage != "" {
+			stage = "[" + s.Stage + "] "
+		}
+		fmt.Fprintf(ew, "\n#%d %s%s (%s:%d)\n", s.Step, stage, s.Instruction, dockerfile, s.Line)
+		switch {
+		case s.Result == "layer" && len(s.Layers) == 0:
+			fmt.Fprintln(ew, "   layer of a stage that is not the image: COPY --from reads it")
+		case s.Result == "base" && len(s.Layers) == 0:
+			fmt.Fprintln(ew, "   continues the stage it names: its layers are shown at the steps that made them")
+		}
 		switch s.Result {
 		case "empty":
 			fmt.Fprintln(ew, "   empty base: no layer")

@@ -58,12 +58,16 @@ func isTerminal(f *os.File) bool {
 // step reports one finished instruction.
 func (p *progress) step(s interp.Step) {
 	p.steps = append(p.steps, s)
-	p.next = s.Index + 1
+	p.next = s.Number + 1
 	switch p.mode {
 	case "quiet":
 	case "json":
-		ev := map[string]any{"event": "step", "step": s.Index, "total": s.Total, "line": s.Line,
+		ev := map[string]any{"event": "step", "step": s.Number, "total": s.Total, "line": s.Line,
 			"instruction": s.Instruction, "seconds": round(s.Duration)}
+		if s.Stage != "" {
+			// Several stages: "step" counts across the build, "index" within the stage.
+			ev["stage"], ev["index"] = s.Stage, s.Index
+		}
 		if s.Layer != nil {
 			ev["layer"] = map[string]any{"base": s.Layer.Base, "files": s.Layer.Files, "entries": s.Layer.Entries, "bytes": s.Layer.Bytes}
 		} else if len(s.Config) > 0 {
@@ -71,9 +75,13 @@ func (p *progress) step(s interp.Step) {
 		}
 		p.json(ev)
 	default:
-		fmt.Fprintf(p.w, "#%d [%d/%d] %s\n", s.Index, s.Index, s.Total, s.Instruction)
-		fmt.Fprintf(p.w, "#%d %s\n", s.Index, stepResult(s))
-		fmt.Fprintf(p.w, "#%d DONE %.1fs\n\n", s.Index, s.Duration.Seconds())
+		stage := ""
+		if s.Stage != "" {
+			stage = s.Stage + " "
+		}
+		fmt.Fprintf(p.w, "#%d [%s%d/%d] %s\n", s.Number, stage, s.Index, s.Total, s.Instruction)
+		fmt.Fprintf(p.w, "#%d %s\n", s.Number, stepResult(s))
+		fmt.Fprintf(p.w, "#%d DONE %.1fs\n\n", s.Number, s.Duration.Seconds())
 	}
 }
 
@@ -92,18 +100,17 @@ func stepResult(s interp.Step) string {
 }
 
 // trace returns the hooks the archive writer reports to. newImage is the index of
-// the image just built among those written (an appended archive holds others too).
-func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
-	// Layers and the steps that made them line up: each step with a layer made the
-	// next one.
-	var layerSteps []interp.Step
-	for _, s := range p.steps {
-		if s.Layer != nil {
-			layerSteps = append(layerSteps, s)
+// the image just built among those written (an appended archive holds others too);
+// layerSteps says which step made each of its layers.
+func (p *progress) trace(dest string, newImage int, layerSteps []int) *dockerarchive.Trace {
+	// The files the new image's own layers hold; other stages' layers are not
+	// written.
+	for _, i := range layerSteps {
+		if i < len(p.steps) {
+			if s := p.steps[i]; s.Layer != nil && !s.Layer.Base {
+				p.filesTotal += s.Layer.Files
+			}
 		}
-	}
-	for _, s := range layerSteps {
-		p.filesTotal += s.Layer.Files
 	}
 	if p.mode == "plain" || p.mode == "tty" {
 		fmt.Fprintf(p.w, "#%d exporting to %s\n", p.next, dest)
@@ -122,9 +129,9 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 		Layer: func(i, j int, d layerfs.Digest, size int64, reused bool) {
 			from := ""
 			var step *interp.Step
-			if i == newImage && j < len(layerSteps) {
-				step = &layerSteps[j]
-				from = fmt.Sprintf(" <- #%d %s", step.Index, step.Instruction)
+			if i == newImage && j < len(layerSteps) && layerSteps[j] < len(p.steps) {
+				step = &p.steps[layerSteps[j]]
+				from = fmt.Sprintf(" <- #%d %s", step.Number, step.Instruction)
 			} else if i != newImage {
 				from = fmt.Sprintf(" (image %d of the output)", i+1)
 			}
@@ -133,7 +140,7 @@ func (p *progress) trace(dest string, newImage int) *dockerarchive.Trace {
 			case "json":
 				ev := map[string]any{"event": "layer", "image": i, "layer": j, "digest": d, "size": size, "reused": reused}
 				if step != nil {
-					ev["step"] = step.Index
+					ev["step"] = step.Number
 				}
 				p.json(ev)
 			default:
