@@ -2,6 +2,7 @@ package interp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -122,7 +123,18 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 	if err != nil {
 		return nil, fmt.Errorf("creating a scratch directory: %w", err)
 	}
-	res = &Result{cleanup: func() error { return os.RemoveAll(tmp) }}
+	var b *builder
+	res = &Result{cleanup: func() error {
+		// Base images hold files open in tmp: release them first.
+		var errs []error
+		if b != nil {
+			for _, c := range b.closers {
+				errs = append(errs, c())
+			}
+		}
+		errs = append(errs, os.RemoveAll(tmp))
+		return errors.Join(errs...)
+	}}
 	// The error returns below say "return nil, err", which clears res before this
 	// runs, so the cleanup is held on to separately.
 	cleanup := res
@@ -131,7 +143,7 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 			cleanup.Close()
 		}
 	}()
-	b := &builder{
+	b = &builder{
 		ctx:           ctx,
 		file:          f,
 		opts:          opts,
@@ -204,6 +216,7 @@ type builder struct {
 	stages        []*stageDef
 	stagesByName  map[string]*stageDef
 	bases         map[string]*baseImage // FROM and --from images, loaded once
+	closers       []func() error        // release the base images' files
 }
 
 func (b *builder) noteTime(t time.Time) {

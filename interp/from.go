@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dfbuild/dfbuild/layerfs"
+	"github.com/dfbuild/dfbuild/layerfs/baseimage"
 	"github.com/dfbuild/dfbuild/layerfs/image"
 )
 
@@ -109,19 +110,59 @@ func (b *builder) loadImage(name string) (*baseImage, error) {
 		return nil, fmt.Errorf("reading the base %s: %w", label, err)
 	}
 	b.noteTime(fi.ModTime())
+	isImage, err := baseimage.IsImage(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading the base %s: %w", label, err)
+	}
+	var base *baseImage
+	if isImage {
+		base, err = b.loadArchive(name, file, label)
+	} else {
+		base, err = b.loadRootfs(file, label)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.bases[name] = base
+	return base, nil
+}
+
+// loadRootfs reads a root filesystem tarball as the base `docker import` makes of
+// it: one layer, no config of its own and one history entry, stamped with the
+// build time.
+func (b *builder) loadRootfs(file, label string) (*baseImage, error) {
 	root, err := layerfs.LoadRootfs(file, b.tmp)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base tarball %s: %w", label, err)
 	}
-	// The base is what `docker import` makes of the tarball: an image with one layer,
-	// no config of its own and one history entry, stamped with the build time.
-	base := &baseImage{
+	return &baseImage{
 		fs:      root.FS,
 		layers:  []*layerfs.Layer{root.Layer},
 		history: []image.History{{Comment: "Imported from " + filepath.Base(file)}},
+	}, nil
+}
+
+// loadArchive reads an image from an image archive or OCI layout: the image the
+// FROM name tags in it, or the only image it holds. Of a multi-platform image, the
+// build's platform is taken.
+func (b *builder) loadArchive(name, file, label string) (*baseImage, error) {
+	keep := func(cf *image.ConfigFile) bool {
+		return cf.OS == b.platform.OS && cf.Architecture == b.platform.Arch
 	}
-	b.bases[name] = base
-	return base, nil
+	img, err := baseimage.LoadMatching(file, name, b.tmp, keep)
+	if err != nil {
+		// A name mapped by --build-context need not be a tag in the archive: an
+		// archive of one image serves whatever name maps to it.
+		if one, err2 := baseimage.LoadMatching(file, "", b.tmp, keep); err2 == nil {
+			img, err = one, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the base image %s: %w", label, err)
+	}
+	b.closers = append(b.closers, img.Close)
+	cf := img.Config
+	return &baseImage{fs: img.FS, layers: img.Layers, config: &cf, history: slices.Clone(cf.History)}, nil
 }
 
 // baseTarball finds the file that serves a FROM name: a --build-context entry for
@@ -139,7 +180,9 @@ func (b *builder) baseTarball(name string) (file, label string, err error) {
 				return "", "", fmt.Errorf("build context %q: %w", c, err)
 			}
 			if fi.IsDir() {
-				return "", "", fmt.Errorf("build context %q is a directory; as a base dfbuild takes a root filesystem tarball", c)
+				if ok, _ := baseimage.IsImage(p); !ok {
+					return "", "", fmt.Errorf("build context %q is a directory but not an OCI layout or unpacked image; as a base dfbuild takes an image archive, an OCI layout or a root filesystem tarball", c)
+				}
 			}
 			return p, fmt.Sprintf("%q (--build-context %s=%s)", name, c, p), nil
 		}

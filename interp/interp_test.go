@@ -20,6 +20,8 @@ import (
 	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/dfbuild/dfbuild/interp"
+	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
+	"github.com/dfbuild/dfbuild/layerfs/image"
 	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 	"github.com/dfbuild/dfbuild/parser"
 )
@@ -56,6 +58,9 @@ const defaultEpoch = 1700000000
 //	target NAME           as --target
 //	label K=V             as --label
 //	platform P            as --platform
+//	image OUT TAG SECTION build the Dockerfile in section image/SECTION (same context)
+//	                      and write it, tagged TAG, as the image archive context/OUT
+//	imagedir OUT TAG SEC  the same, written unpacked (-o type=dir) as context/OUT
 func TestCases(t *testing.T) {
 	// The cases write their contexts; a fixed umask makes the modes they copy the
 	// same whatever the caller's umask is (the CLI scripts check umask 077 builds).
@@ -96,7 +101,7 @@ func runCase(t *testing.T, file string) {
 		case strings.HasPrefix(f.Name, "rootfs/"):
 			name, rest, _ := strings.Cut(strings.TrimPrefix(f.Name, "rootfs/"), "/")
 			rootfs[name] = append(rootfs[name], txtar.File{Name: rest, Data: f.Data})
-		case strings.HasPrefix(f.Name, "want/"):
+		case strings.HasPrefix(f.Name, "want/"), strings.HasPrefix(f.Name, "image/"):
 		default:
 			t.Fatalf("unexpected section %q", f.Name)
 		}
@@ -159,6 +164,8 @@ func runCase(t *testing.T, file string) {
 			p, err := interp.ParsePlatform(f[1])
 			must(t, err)
 			opts.Platform = &p
+		case "image", "imagedir":
+			writeBaseImage(t, ar, ctxDir, f[0] == "imagedir", f[1], f[2], f[3])
 		default:
 			t.Fatalf("unknown directive %q (a description line starts with #)", line)
 		}
@@ -211,6 +218,36 @@ func runCase(t *testing.T, file string) {
 		checkInvariants(t, res)
 	}
 	imagetest.Golden(t, file, ar, got, *update)
+}
+
+// writeBaseImage builds a base image for a case from one of its sections and writes
+// it into the context, so cases can start FROM an image archive.
+func writeBaseImage(t *testing.T, ar *txtar.Archive, ctxDir string, dir bool, out, tag, section string) {
+	t.Helper()
+	var df []byte
+	for _, f := range ar.Files {
+		if f.Name == "image/"+section {
+			df = f.Data
+		}
+	}
+	if df == nil {
+		t.Fatalf("no section image/%s", section)
+	}
+	pf, err := parser.Parse(bytes.NewReader(df), section)
+	must(t, err)
+	epoch := time.Unix(defaultEpoch-1000, 0).UTC()
+	res, err := interp.Build(context.Background(), pf, interp.Options{ContextDir: ctxDir, SourceDateEpoch: &epoch})
+	must(t, err)
+	defer res.Close()
+	tg, err := image.ParseTag(tag)
+	must(t, err)
+	entries := []dockerarchive.Entry{{Image: res.Image, Tags: []image.Tag{tg}}}
+	if dir {
+		_, err = dockerarchive.WriteDir(context.Background(), filepath.Join(ctxDir, out), entries)
+	} else {
+		_, err = dockerarchive.WriteFile(context.Background(), filepath.Join(ctxDir, out), entries)
+	}
+	must(t, err)
 }
 
 func specialBits(m uint64) os.FileMode {
