@@ -87,7 +87,7 @@ type Result struct {
 	// LayerSteps has one entry per image layer: the index in Steps of the step that
 	// made it, or of the FROM step that brought it in with a base image.
 	LayerSteps []int
-	Warnings []string
+	Warnings   []string
 	// cleanup removes scratch files; the image's base layers may read them, so it
 	// must run only after the image was written.
 	cleanup func() error
