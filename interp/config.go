@@ -1,12 +1,473 @@
 package interp
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
 
+	"github.com/dfbuild/dfbuild/layerfs"
+	"github.com/dfbuild/dfbuild/layerfs/image"
 	"github.com/dfbuild/dfbuild/parser"
 )
 
-// dispatchConfig runs the instructions that change only the config (and WORKDIR).
+// dispatchConfig runs the instructions that change only the config (and WORKDIR),
+// as BuildKit's dispatch functions do (semantics.md 2.3, 2.5-2.13). Every word is
+// expanded with the environment as it was before the instruction, and the history
+// text is BuildKit's.
+//
+// The config's maps and slices may be shared with the stage or image it came from,
+// so they are copied before they change, never changed in place.
 func (b *builder) dispatchConfig(st *stage, in parser.Instruction, step *Step) error {
-	return fmt.Errorf("%s is not supported yet", in.Keyword())
+	cfg := &st.config.Config
+	env := st.env()
+	// The lexer's errors quote the word already.
+	word := func(what, w string) (string, error) {
+		x, err := b.ex.Word(w, env)
+		if err != nil {
+			return "", fmt.Errorf("expanding %s: %w", what, err)
+		}
+		return x, nil
+	}
+	switch in := in.(type) {
+	case *parser.Env:
+		pairs, err := expandPairs(in.Pairs, word)
+		if err != nil {
+			return err
+		}
+		cfg.Env = slices.Clone(cfg.Env)
+		msg := "ENV"
+		for _, kv := range pairs {
+			cfg.Env = setEnv(cfg.Env, kv.Key, kv.Value)
+			msg += " " + kv.Key + "=" + kv.Value
+		}
+		step.Config = []string{"Env"}
+		st.configOnly(msg)
+
+	case *parser.Label:
+		pairs, err := expandPairs(in.Pairs, word)
+		if err != nil {
+			return err
+		}
+		labels := maps.Clone(cfg.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		msg := "LABEL"
+		for _, kv := range pairs {
+			labels[kv.Key] = kv.Value
+			msg += " " + kv.Key + "=" + kv.Value
+		}
+		cfg.Labels = labels
+		step.Config = []string{"Labels"}
+		st.configOnly(msg)
+
+	case *parser.User:
+		// Not checked against /etc/passwd: a container resolves it when it starts.
+		u, err := word("the user", in.User)
+		if err != nil {
+			return err
+		}
+		cfg.User = u
+		step.Config = []string{"User"}
+		st.configOnly("USER " + u)
+
+	case *parser.Workdir:
+		p, err := word("the path", in.Path)
+		if err != nil {
+			return err
+		}
+		return b.dispatchWorkdir(st, in, p, step)
+
+	case *parser.Expose:
+		var words []string
+		for _, p := range in.Ports {
+			ws, err := b.ex.Words(p, env)
+			if err != nil {
+				return fmt.Errorf("expanding the ports: %w", err)
+			}
+			words = append(words, ws...)
+		}
+		var ports []string
+		for _, w := range words {
+			ps, err := parsePort(w)
+			if err != nil {
+				return err
+			}
+			ports = append(ports, ps...)
+		}
+		exposed := maps.Clone(cfg.ExposedPorts)
+		if exposed == nil {
+			exposed = map[string]struct{}{}
+		}
+		for _, p := range ports {
+			exposed[p] = struct{}{}
+		}
+		cfg.ExposedPorts = exposed
+		step.Config = []string{"ExposedPorts"}
+		st.configOnly(fmt.Sprintf("EXPOSE %v", ports))
+
+	case *parser.Volume:
+		vols := make([]string, len(in.Paths))
+		for i, p := range in.Paths {
+			v, err := word("the path", p)
+			if err != nil {
+				return err
+			}
+			if v == "" {
+				return fmt.Errorf("VOLUME specified can not be an empty string: %q expands to nothing", p)
+			}
+			vols[i] = v
+		}
+		volumes := maps.Clone(cfg.Volumes)
+		if volumes == nil {
+			volumes = map[string]struct{}{}
+		}
+		// Stored as written, uncleaned, as BuildKit stores them.
+		for _, v := range vols {
+			volumes[v] = struct{}{}
+		}
+		cfg.Volumes = volumes
+		step.Config = []string{"Volumes"}
+		st.configOnly(fmt.Sprintf("VOLUME %v", vols))
+
+	case *parser.StopSignal:
+		s, err := word("the signal", in.Signal)
+		if err != nil {
+			return err
+		}
+		if err := checkSignal(s); err != nil {
+			return err
+		}
+		cfg.StopSignal = s
+		step.Config = []string{"StopSignal"}
+		st.configOnly("STOPSIGNAL " + s)
+
+	case *parser.Shell:
+		// BuildKit never expands SHELL.
+		cfg.Shell = slices.Clone(in.Shell)
+		step.Config = []string{"Shell"}
+		st.configOnly(fmt.Sprintf("SHELL %v", in.Shell))
+
+	case *parser.Healthcheck:
+		// Never expanded, and a shell form is CMD-SHELL whatever SHELL says: the
+		// container's runtime picks the shell.
+		hc := &image.HealthConfig{
+			Test:          slices.Clone(in.Test),
+			Interval:      in.Interval,
+			Timeout:       in.Timeout,
+			StartPeriod:   in.StartPeriod,
+			StartInterval: in.StartInterval,
+			Retries:       in.Retries,
+		}
+		cfg.Healthcheck = hc
+		step.Config = []string{"Healthcheck"}
+		// HealthConfig has the fields of BuildKit's HealthcheckConfig in the same
+		// order, so %+v prints what BuildKit prints.
+		st.configOnly(fmt.Sprintf("HEALTHCHECK %+v", *hc))
+
+	case *parser.Onbuild:
+		// BuildKit writes no history entry for ONBUILD.
+		cfg.OnBuild = append(slices.Clone(cfg.OnBuild), in.Expression)
+		step.Config = []string{"OnBuild"}
+
+	case *parser.Maintainer:
+		// BuildKit never expands MAINTAINER.
+		st.config.Author = in.Name
+		step.Config = []string{"author"}
+		st.configOnly("MAINTAINER " + in.Name)
+
+	default:
+		return fmt.Errorf("%s is not supported yet", in.Keyword())
+	}
+	return nil
+}
+
+// expandPairs expands the keys and values of ENV or LABEL, all with the environment
+// before the instruction: "ENV A=1 B=$A" gives B the old value of A.
+func expandPairs(pairs []parser.KeyValue, word func(what, w string) (string, error)) ([]parser.KeyValue, error) {
+	out := make([]parser.KeyValue, len(pairs))
+	for i, kv := range pairs {
+		k, err := word("the name", kv.Key)
+		if err != nil {
+			return nil, err
+		}
+		v, err := word(fmt.Sprintf("the value of %q", k), kv.Value)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = parser.KeyValue{Key: k, Value: v}
+	}
+	return out, nil
+}
+
+// setEnv replaces the entry for k in env where it stands, or appends one, as
+// BuildKit's addEnv does. Keys are case-sensitive, as on Linux.
+func setEnv(env []string, k, v string) []string {
+	for i, e := range env {
+		if key, _, _ := strings.Cut(e, "="); key == k {
+			env[i] = k + "=" + v
+			return env
+		}
+	}
+	return append(env, k+"="+v)
+}
+
+// dispatchWorkdir sets the working directory to p, relative to the previous one, and
+// creates it as BuildKit does (semantics.md W1, W2): missing directories get mode
+// 0755 and the current USER as owner, and every WORKDIR but "/" makes a layer, an
+// empty one when the directory was there already.
+func (b *builder) dispatchWorkdir(st *stage, in *parser.Workdir, p string, step *Step) error {
+	wd := normalizeWorkdir(st.config.Config.WorkingDir, p)
+	st.config.Config.WorkingDir = wd
+	step.Config = []string{"WorkingDir"}
+	if wd == "/" {
+		st.configOnly("WORKDIR /")
+		return nil
+	}
+	dir := layerfs.Node{Type: layerfs.TypeDir, Mode: 0o755, Stamped: true}
+	// The owner matters only for directories that do not exist yet; looking it up
+	// otherwise would only risk a needless warning.
+	if n, _, err := st.fs.Stat(wd); err != nil || !n.IsDir() {
+		uid, gid, warnings, err := workdirOwner(st.fs, st.config.Config.User)
+		if err != nil {
+			return err
+		}
+		loc := in.Location()
+		for _, w := range warnings {
+			b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("%s:%d: WORKDIR %s: %s", loc.File, loc.Line, wd, w))
+		}
+		dir.UID, dir.GID = uid, gid
+	}
+	if _, err := st.fs.MkdirAll(wd, dir); err != nil {
+		return fmt.Errorf("creating %q: %w", wd, err)
+	}
+	step.Layer = st.commit("WORKDIR " + wd)
+	return nil
+}
+
+// normalizeWorkdir is BuildKit's system.NormalizeWorkdir for Linux: a relative path
+// is joined to the current directory (and so cleaned), an empty one stays where it
+// is, and an absolute one is kept exactly as written, trailing slash and all.
+func normalizeWorkdir(current, p string) string {
+	if current == "" {
+		current = "/"
+	}
+	if !path.IsAbs(current) {
+		current = path.Join("/", current)
+	}
+	if p == "" {
+		return current
+	}
+	if !path.IsAbs(p) {
+		return path.Join(current, p)
+	}
+	return p
+}
+
+// workdirOwner resolves USER to the ids WORKDIR gives the directories it creates, as
+// BuildKit's file operation resolves it: each part is a number ("root" is 0) or a
+// name looked up in the image's /etc/passwd or /etc/group as they are now; a user
+// alone, or with "name:", gets its own primary gid, a number alone the same number.
+// A name the files do not list, or a missing file, gives 0 for a user and keeps the
+// user's gid for a group, with a warning: USER is not checked at build time, and a
+// container started from the image would fail on it.
+func workdirOwner(root *layerfs.FS, user string) (uid, gid int, warnings []string, err error) {
+	if user == "" {
+		return 0, 0, nil, nil
+	}
+	u, g, _ := strings.Cut(user, ":")
+	if id, ok := numericID(u); ok {
+		uid, gid = id, id
+	} else {
+		fields, why, err := lookupAccount(root, passwdFile, u)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		if fields == nil {
+			warnings = append(warnings, fmt.Sprintf("user %q (USER %s) %s; the directories it creates are owned by uid 0, as BuildKit does", u, user, why))
+		} else {
+			uid, gid = accountID(fields, 2), accountID(fields, 3)
+		}
+	}
+	if g == "" {
+		return uid, gid, warnings, nil
+	}
+	if id, ok := numericID(g); ok {
+		return uid, id, warnings, nil
+	}
+	fields, why, err := lookupAccount(root, groupFile, g)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if fields == nil {
+		warnings = append(warnings, fmt.Sprintf("group %q (USER %s) %s; the directories it creates get gid %d, as BuildKit does", g, user, why, gid))
+		return uid, gid, warnings, nil
+	}
+	return uid, accountID(fields, 2), warnings, nil
+}
+
+// numericID reads a USER part as BuildKit's llb.WithUser does: "root", or a number
+// that fits 32 bits. Negative numbers, which no file system can store, count as names.
+func numericID(s string) (int, bool) {
+	if s == "root" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// accountID reads an id field of an /etc/passwd or /etc/group entry as moby/sys/user
+// does, which BuildKit uses: a field that is missing or not a number is 0.
+func accountID(fields []string, i int) int {
+	if i >= len(fields) {
+		return 0
+	}
+	n, _ := strconv.Atoi(fields[i])
+	return n
+}
+
+// lookupAccount finds name in the image's passwd or group file. A missing entry, or
+// a missing file (on the way to which a non-directory counts as missing, as in
+// BuildKit), returns nil fields and why; a file that is there but cannot be read is
+// an error, as in BuildKit.
+func lookupAccount(root *layerfs.FS, file, name string) (fields []string, why string, err error) {
+	n, _, err := root.Stat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "cannot be looked up: the image has no " + file, nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the image's %s: %w", file, err)
+	}
+	if n.Type != layerfs.TypeReg {
+		return nil, "", fmt.Errorf("the image's %s is a %s, not a regular file", file, n.Type)
+	}
+	if n.Size > maxUserFileBytes {
+		return nil, "", fmt.Errorf("the image's %s is larger than %d bytes", file, maxUserFileBytes)
+	}
+	var data []byte
+	if n.Content != nil && n.Size > 0 {
+		rc, err := n.Content()
+		if err != nil {
+			return nil, "", fmt.Errorf("reading the image's %s: %w", file, err)
+		}
+		data, err = io.ReadAll(io.LimitReader(rc, maxUserFileBytes+1))
+		rc.Close()
+		if err != nil {
+			return nil, "", fmt.Errorf("reading the image's %s: %w", file, err)
+		}
+	}
+	if fields, _ = findEntry(data, name); fields == nil {
+		return nil, "is not in the image's " + file, nil
+	}
+	return fields, "", nil
+}
+
+// parsePort normalises one EXPOSE word, [ip:][hostport:]port[-end][/proto], to the
+// "port/proto" entries it stands for, as BuildKit's parsePort does: the protocol is
+// lower-cased and defaults to tcp, a range gives one entry per port, and an ip or host
+// port is checked and then dropped.
+func parsePort(raw string) ([]string, error) {
+	parts := strings.Split(raw, ":")
+	var ip, hostPort, containerPort string
+	switch n := len(parts); n {
+	case 1:
+		containerPort = parts[0]
+	case 2:
+		hostPort, containerPort = parts[0], parts[1]
+	default:
+		ip, hostPort, containerPort = strings.Join(parts[:n-2], ":"), parts[n-2], parts[n-1]
+	}
+	port, proto, _ := strings.Cut(containerPort, "/")
+	if port == "" {
+		return nil, fmt.Errorf("invalid port %q: no port specified", raw)
+	}
+	proto = strings.ToLower(proto)
+	switch proto {
+	case "":
+		proto = "tcp"
+	case "tcp", "udp", "sctp":
+	default:
+		return nil, fmt.Errorf("invalid port %q: invalid protocol %q: want tcp, udp or sctp", raw, proto)
+	}
+	if strings.HasPrefix(ip, "[") {
+		// An IPv6 address in brackets.
+		h, _, err := net.SplitHostPort(ip + ":")
+		if err != nil {
+			return nil, fmt.Errorf("invalid port %q: invalid IP address %q: %w", raw, ip, err)
+		}
+		ip = h
+	}
+	if ip != "" && net.ParseIP(ip) == nil {
+		return nil, fmt.Errorf("invalid port %q: invalid IP address %q", raw, ip)
+	}
+	start, end, err := portRange(port)
+	if err != nil {
+		return nil, fmt.Errorf("invalid port %q: invalid container port %q: %w", raw, port, err)
+	}
+	if hostPort != "" {
+		hs, he, err := portRange(hostPort)
+		if err != nil {
+			return nil, fmt.Errorf("invalid port %q: invalid host port %q: %w", raw, hostPort, err)
+		}
+		// A host range is allowed against a single container port (Docker picks a port
+		// from it); two ranges must be the same size.
+		if end-start != he-hs && end != start {
+			return nil, fmt.Errorf("invalid port %q: invalid ranges specified for container and host ports: %s and %s", raw, port, hostPort)
+		}
+	}
+	ports := make([]string, 0, end-start+1)
+	for p := start; p <= end; p++ {
+		ports = append(ports, strconv.Itoa(p)+"/"+proto)
+	}
+	return ports, nil
+}
+
+// portRange parses "port" or "start-end", each from 0 to 65535, as BuildKit's
+// parsePortRange does.
+func portRange(s string) (start, end int, err error) {
+	if s == "" {
+		return 0, 0, errors.New("empty string specified for ports")
+	}
+	a, z, isRange := strings.Cut(s, "-")
+	if start, err = portNumber(a); err != nil {
+		return 0, 0, fmt.Errorf("invalid start port %q: %w", a, err)
+	}
+	if !isRange || a == z {
+		return start, start, nil
+	}
+	if end, err = portNumber(z); err != nil {
+		return 0, 0, fmt.Errorf("invalid end port %q: %w", z, err)
+	}
+	if end < start {
+		return 0, 0, fmt.Errorf("the range ends before it starts")
+	}
+	return start, end, nil
+}
+
+func portNumber(s string) (int, error) {
+	if s == "" {
+		return 0, errors.New("value is empty")
+	}
+	n, err := strconv.ParseInt(s, 10, 0)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) {
+			err = ne.Err
+		}
+		return 0, err
+	}
+	if n < 0 || n > 65535 {
+		return 0, errors.New("value out of range (0-65535)")
+	}
+	return int(n), nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Dump returns a stable, readable text form of a parsed file, for golden tests and
@@ -19,12 +20,18 @@ import (
 //	2 FROM stage=0 image="alpine" name="build" platform="linux/amd64" src="..."
 //	3-5 COPY sources=["<<EOF"] dest="/a" heredoc=EOF,expand:"hi\n" chown="1:2" link src="..."
 //	6 CMD exec=["a" "b"] src="..."
+//	7 ENV pairs=["A=1" "B=\"x y\""] src="..."
+//	8 HEALTHCHECK test=["CMD-SHELL" "curl -f http://x/"] interval=5s retries=3 src="..."
+//	9 ONBUILD expr="COPY . /app" trigger={COPY sources=["."] dest="/app"} src="..."
 //
 // An instruction line starts with its line range ("3" or "3-5") and keyword. The
 // fields that follow are the instruction's typed fields in a fixed order; strings are
 // Go-quoted, lists print as ["a" "b"], and a flag that is not set is left out (true
 // booleans print as their bare name). CMD and ENTRYPOINT print exec=[...] for the
-// JSON form and shell=[...] for the shell form. Every line ends with the
+// JSON form and shell=[...] for the shell form. ENV and LABEL print their pairs as
+// written, and "legacy" for the "KEY value" form. HEALTHCHECK prints only the
+// durations and retries that are set. ONBUILD prints the stored trigger text and,
+// in braces, the trigger parsed as an instruction. Every line ends with the
 // instruction's source text. Global ARGs come first; FROM lines carry the stage's
 // index and name.
 func Dump(f *File) string {
@@ -62,6 +69,12 @@ func dumpFrom(b *strings.Builder, stage int, in *From) {
 func dumpInstruction(b *strings.Builder, in Instruction) {
 	d := dumpLine{b: b}
 	d.start(in)
+	d.fields(in)
+	d.end(in)
+}
+
+// fields writes the typed fields of in.
+func (d dumpLine) fields(in Instruction) {
 	switch in := in.(type) {
 	case *From:
 		// Only reached for a FROM outside Stages, which Parse never produces.
@@ -106,12 +119,49 @@ func dumpInstruction(b *strings.Builder, in Instruction) {
 			words = append(words, w)
 		}
 		d.list("args", words)
-	case *Raw:
-		d.list("args", in.Args)
+	case *Env:
+		d.pairs(in.Pairs)
+		d.flag("legacy", in.Legacy)
+	case *Label:
+		d.pairs(in.Pairs)
+		d.flag("legacy", in.Legacy)
+	case *Workdir:
+		d.str("path", in.Path, true)
+	case *User:
+		d.str("user", in.User, true)
+	case *Expose:
+		d.list("ports", in.Ports)
+	case *Volume:
+		d.list("paths", in.Paths)
+	case *StopSignal:
+		d.str("signal", in.Signal, true)
+	case *Shell:
+		d.list("shell", in.Shell)
+	case *Healthcheck:
+		d.list("test", in.Test)
+		for _, f := range []struct {
+			name string
+			v    time.Duration
+		}{{"interval", in.Interval}, {"timeout", in.Timeout}, {"start-period", in.StartPeriod}, {"start-interval", in.StartInterval}} {
+			if f.v != 0 {
+				d.field(f.name, f.v.String())
+			}
+		}
+		if in.Retries != 0 {
+			d.field("retries", strconv.Itoa(in.Retries))
+		}
+	case *Onbuild:
+		d.str("expr", in.Expression, true)
+		if in.Trigger != nil {
+			fmt.Fprintf(d.b, " trigger={%s", in.Trigger.Keyword())
+			d.fields(in.Trigger)
+			d.b.WriteString("}")
+		}
+	case *Maintainer:
+		d.str("name", in.Name, true)
 	default:
 		d.field("type", fmt.Sprintf("%T", in))
 	}
-	d.end(in)
 }
 
 // dumpLine writes one instruction line of a dump.
@@ -145,6 +195,15 @@ func (d dumpLine) flag(name string, set bool) {
 	if set {
 		fmt.Fprintf(d.b, " %s", name)
 	}
+}
+
+// pairs writes the KEY=VALUE words of ENV and LABEL, values as written.
+func (d dumpLine) pairs(kvs []KeyValue) {
+	words := make([]string, len(kvs))
+	for i, kv := range kvs {
+		words[i] = kv.Key + "=" + kv.Value
+	}
+	d.list("pairs", words)
 }
 
 func (d dumpLine) list(name string, l []string) {

@@ -90,7 +90,8 @@ type KeyValue struct {
 // Env is ENV k=v ... or the legacy ENV k v.
 type Env struct {
 	base
-	Pairs []KeyValue
+	Pairs  []KeyValue
+	Legacy bool // the legacy "ENV k v" form: one pair, the value the rest of the line
 }
 
 // Arg is ARG name[=default] .... Before the first FROM it declares a global ARG.
@@ -102,7 +103,8 @@ type Arg struct {
 // Label is LABEL k=v ... or the legacy LABEL k v.
 type Label struct {
 	base
-	Pairs []KeyValue
+	Pairs  []KeyValue
+	Legacy bool // the legacy "LABEL k v" form: one pair, the value the rest of the line
 }
 
 // Workdir is WORKDIR path (unexpanded).
@@ -124,7 +126,8 @@ type Expose struct {
 	Ports []string
 }
 
-// Volume is VOLUME in JSON or whitespace form: the paths, unexpanded.
+// Volume is VOLUME in JSON or whitespace form: the paths, unexpanded, each trimmed
+// of surrounding white space as BuildKit trims it.
 type Volume struct {
 	base
 	Paths []string
@@ -158,13 +161,10 @@ type Onbuild struct {
 	base
 	// Expression is the trigger text as BuildKit stores it in Config.OnBuild.
 	Expression string
-}
-
-// Raw is an instruction that is recognised but has no typed form yet; the
-// interpreter reports it as not supported. Args are the words BuildKit's parser produced.
-type Raw struct {
-	base
-	Args []string
+	// Trigger is Expression parsed as ParseTrigger parses it when the trigger fires,
+	// located at the ONBUILD line. BuildKit checks a trigger only when it fires;
+	// dfbuild checks it here too, so an image never carries a trigger that cannot run.
+	Trigger Instruction
 }
 
 // Maintainer is the deprecated MAINTAINER name; it sets the image's author.

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 )
@@ -95,6 +98,10 @@ func convert(file string, node *bkparser.Node) (Instruction, error) {
 	}
 	fail := func(format string, args ...any) error {
 		return Errorf(file, node.StartLine, format, args...)
+	}
+	// at keeps err's chain, for errors.Is and errors.As.
+	at := func(err error) error {
+		return &Error{File: file, Line: node.StartLine, Err: err}
 	}
 	var args []string
 	for n := node.Next; n != nil; n = n.Next {
@@ -210,30 +217,99 @@ func convert(file string, node *bkparser.Node) (Instruction, error) {
 			in.Args = append(in.Args, KeyValue{Key: k, Value: v, HasValue: has})
 		}
 		return in, nil
+
+	case "ENV", "LABEL":
+		if err := newFlags(kw, node.Flags).parse(); err != nil {
+			return nil, at(err)
+		}
+		pairs, legacy, err := keyValues(kw, args)
+		if err != nil {
+			return nil, at(err)
+		}
+		if kw == "ENV" {
+			return &Env{base: b, Pairs: pairs, Legacy: legacy}, nil
+		}
+		return &Label{base: b, Pairs: pairs, Legacy: legacy}, nil
+
+	case "WORKDIR", "USER", "STOPSIGNAL", "MAINTAINER":
+		// BuildKit's parser keeps the rest of the line as one word for these.
+		if len(args) != 1 {
+			return nil, fail("%s requires exactly one argument", kw)
+		}
+		if err := newFlags(kw, node.Flags).parse(); err != nil {
+			return nil, at(err)
+		}
+		switch kw {
+		case "WORKDIR":
+			return &Workdir{base: b, Path: args[0]}, nil
+		case "USER":
+			return &User{base: b, User: args[0]}, nil
+		case "STOPSIGNAL":
+			return &StopSignal{base: b, Signal: args[0]}, nil
+		}
+		return &Maintainer{base: b, Name: args[0]}, nil
+
+	case "EXPOSE":
+		if len(args) == 0 {
+			return nil, fail("EXPOSE requires at least one argument")
+		}
+		if err := newFlags(kw, node.Flags).parse(); err != nil {
+			return nil, at(err)
+		}
+		// BuildKit sorts the words as written, before expansion, and the history
+		// shows the ports in that order.
+		slices.Sort(args)
+		return &Expose{base: b, Ports: args}, nil
+
+	case "VOLUME":
+		if len(args) == 0 {
+			return nil, fail("VOLUME requires at least one argument")
+		}
+		if err := newFlags(kw, node.Flags).parse(); err != nil {
+			return nil, at(err)
+		}
+		in := &Volume{base: b}
+		for _, a := range args {
+			a = strings.TrimSpace(a)
+			if a == "" {
+				return nil, fail("VOLUME specified can not be an empty string")
+			}
+			in.Paths = append(in.Paths, a)
+		}
+		return in, nil
+
+	case "SHELL":
+		if err := newFlags(kw, node.Flags).parse(); err != nil {
+			return nil, at(err)
+		}
+		switch {
+		case len(args) == 0:
+			return nil, fail("SHELL requires at least one argument")
+		case !json:
+			return nil, fail("SHELL requires the arguments to be in JSON form")
+		}
+		return &Shell{base: b, Shell: args}, nil
+
+	case "HEALTHCHECK":
+		in, err := healthcheck(b, node.Flags, args, json)
+		if err != nil {
+			return nil, at(err)
+		}
+		return in, nil
+
+	case "ONBUILD":
+		in, err := onbuild(b, node)
+		if err != nil {
+			return nil, at(err)
+		}
+		return in, nil
 	}
 
-	if _, known := keywordSet[kw]; known {
-		fl := newFlags(kw, node.Flags)
-		if kw != "HEALTHCHECK" {
-			if err := fl.parse(); err != nil {
-				return nil, fail("%v", err)
-			}
-		}
-		return &Raw{base: b, Args: args}, nil
-	}
 	if s := suggest(kw); s != "" {
 		return nil, fail("unknown instruction: %s (did you mean %s?)", node.Value, s)
 	}
 	return nil, fail("unknown instruction: %s", node.Value)
 }
-
-var keywordSet = func() map[string]struct{} {
-	m := map[string]struct{}{}
-	for _, k := range keywords {
-		m[k] = struct{}{}
-	}
-	return m
-}()
 
 // validStageName mirrors BuildKit's ^[a-z][a-z0-9-_.]*$.
 func validStageName(s string) bool {
@@ -247,4 +323,110 @@ func validStageName(s string) bool {
 		}
 	}
 	return true
+}
+
+// keyValues reads the words BuildKit's parser makes of ENV and LABEL: a key, a value
+// and a separator for each pair, the separator empty for the legacy "KEY value" form.
+func keyValues(kw string, args []string) (pairs []KeyValue, legacy bool, err error) {
+	if len(args) == 0 {
+		return nil, false, fmt.Errorf("%s requires at least one argument", kw)
+	}
+	if len(args)%3 != 0 {
+		// BuildKit's parser always makes triples; this guards against a change in it.
+		return nil, false, fmt.Errorf("bad input to %s, too many arguments", kw)
+	}
+	for i := 0; i < len(args); i += 3 {
+		if args[i] == "" {
+			return nil, false, fmt.Errorf("%s names can not be blank", kw)
+		}
+		pairs = append(pairs, KeyValue{Key: args[i], Value: args[i+1]})
+		legacy = args[i+2] == ""
+	}
+	return pairs, legacy, nil
+}
+
+// healthcheck converts HEALTHCHECK as BuildKit's parseHealthcheck does. args[0] is
+// the type (NONE or CMD), the rest the command in exec or shell form.
+func healthcheck(b base, flagWords, args []string, json bool) (*Healthcheck, error) {
+	if len(args) == 0 {
+		return nil, errors.New("HEALTHCHECK requires at least one argument")
+	}
+	in := &Healthcheck{base: b}
+	typ := strings.ToUpper(args[0])
+	if typ == "NONE" {
+		if len(args) > 1 {
+			return nil, errors.New("HEALTHCHECK NONE takes no arguments")
+		}
+		// BuildKit never reads the flags of HEALTHCHECK NONE, so it accepts any;
+		// they would have no effect, so they are refused here.
+		if len(flagWords) > 0 {
+			return nil, fmt.Errorf("HEALTHCHECK NONE takes no flags, but has %q", flagWords[0])
+		}
+		in.Test = []string{"NONE"}
+		return in, nil
+	}
+	fl := newFlags("HEALTHCHECK", flagWords)
+	interval, timeout := fl.str("interval"), fl.str("timeout")
+	startPeriod, startInterval := fl.str("start-period"), fl.str("start-interval")
+	retries := fl.str("retries")
+	if err := fl.parse(); err != nil {
+		return nil, err
+	}
+	if typ != "CMD" {
+		return nil, fmt.Errorf("unknown type %q in HEALTHCHECK (try CMD)", args[0])
+	}
+	cmd := args[1:]
+	if !json && len(cmd) > 0 {
+		cmd = []string{strings.Join(cmd, " ")}
+	}
+	if len(cmd) == 0 {
+		return nil, errors.New("missing command after HEALTHCHECK CMD")
+	}
+	if !json {
+		typ = "CMD-SHELL"
+	}
+	in.Test = append([]string{typ}, cmd...)
+	for _, d := range []struct {
+		name  string
+		value string
+		dest  *time.Duration
+	}{
+		{"interval", *interval, &in.Interval},
+		{"timeout", *timeout, &in.Timeout},
+		{"start-period", *startPeriod, &in.StartPeriod},
+		{"start-interval", *startInterval, &in.StartInterval},
+	} {
+		v, err := healthDuration(d.name, d.value)
+		if err != nil {
+			return nil, err
+		}
+		*d.dest = v
+	}
+	if *retries != "" {
+		n, err := strconv.ParseInt(*retries, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("HEALTHCHECK --retries=%q: %w", *retries, err)
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("HEALTHCHECK --retries cannot be negative (%d)", n)
+		}
+		in.Retries = int(n)
+	}
+	return in, nil
+}
+
+// healthDuration parses a HEALTHCHECK duration flag as BuildKit's parseOptInterval
+// does: empty or zero means unset, anything else must be at least a millisecond.
+func healthDuration(name, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("HEALTHCHECK --%s=%q: %w", name, s, err)
+	}
+	if d != 0 && d < time.Millisecond {
+		return 0, fmt.Errorf("HEALTHCHECK --%s=%q: a duration must be 0 or at least %s", name, s, time.Millisecond)
+	}
+	return d, nil
 }

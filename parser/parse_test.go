@@ -229,3 +229,101 @@ func TestExpander(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTrigger parses triggers as images store them in Config.OnBuild: each is
+// located at the line given, and errors are *Errors at that line.
+func TestParseTrigger(t *testing.T) {
+	ok := []struct {
+		escape rune
+		expr   string
+		want   string // the dump line of the result
+	}{
+		{'\\', "COPY . /app", `7 COPY sources=["."] dest="/app" src="COPY . /app"`},
+		{'\\', "run   echo  hi   ", `7 RUN src="run   echo  hi"`},
+		{'\\', "ENV a=b   c=d", `7 ENV pairs=["a=b" "c=d"] src="ENV a=b   c=d"`},
+		{'\\', "COPY <<EOF /greeting\nhello\nEOF", `7 COPY sources=["<<EOF"] dest="/greeting" heredoc=EOF,expand:"hello\n" src="COPY <<EOF /greeting"`},
+		{'\\', "HEALTHCHECK --retries=2 CMD true", `7 HEALTHCHECK test=["CMD-SHELL" "true"] retries=2 src="HEALTHCHECK --retries=2 CMD true"`},
+		// The escape character decides how the words of ENV are split.
+		{'\\', "ENV A=x\\ y", `7 ENV pairs=["A=x\\ y"] src="ENV A=x\\ y"`},
+		{'`', "ENV A=x` y", "7 ENV pairs=[\"A=x` y\"] src=\"ENV A=x` y\""},
+	}
+	for _, tt := range ok {
+		in, err := parser.ParseTrigger("Dockerfile", 7, tt.escape, tt.expr)
+		if err != nil {
+			t.Errorf("ParseTrigger(%q): %v", tt.expr, err)
+			continue
+		}
+		if loc := in.Location(); loc != (parser.Location{File: "Dockerfile", Line: 7, EndLine: 7}) {
+			t.Errorf("ParseTrigger(%q): location %+v", tt.expr, loc)
+		}
+		f := &parser.File{Escape: tt.escape, Stages: []*parser.Stage{{Instructions: []parser.Instruction{in}}}}
+		dump := parser.Dump(f)
+		if got := strings.Split(dump, "\n")[2]; got != tt.want {
+			t.Errorf("ParseTrigger(%q):\n got %s\nwant %s", tt.expr, got, tt.want)
+		}
+	}
+
+	bad := []struct {
+		expr string
+		want string
+	}{
+		{"", `Dockerfile:7: ONBUILD trigger "": the trigger holds no instruction`},
+		{"# just a comment", `Dockerfile:7: ONBUILD trigger "# just a comment": the trigger holds no instruction`},
+		{"RUN a\nRUN b", `Dockerfile:7: ONBUILD trigger "RUN a\nRUN b": a trigger must be a single instruction`},
+		{"FROM scratch", `Dockerfile:7: ONBUILD trigger "FROM scratch": FROM isn't allowed as an ONBUILD trigger`},
+		{"ONBUILD RUN x", "Dockerfile:7: ONBUILD trigger \"ONBUILD RUN x\": chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"},
+		{"maintainer me", `Dockerfile:7: ONBUILD trigger "maintainer me": MAINTAINER isn't allowed as an ONBUILD trigger`},
+		{"COPY x", `Dockerfile:7: ONBUILD trigger "COPY x": COPY requires at least two arguments, but only one was provided. Destination could not be determined`},
+		{"COPPY a b", `Dockerfile:7: ONBUILD trigger "COPPY a b": unknown instruction: COPPY (did you mean COPY?)`},
+		{"COPY <<EOF /x\nbody", `Dockerfile:7: ONBUILD trigger "COPY <<EOF /x\nbody": unterminated heredoc`},
+		{"SHELL sh -c", `Dockerfile:7: ONBUILD trigger "SHELL sh -c": SHELL requires the arguments to be in JSON form`},
+	}
+	for _, tt := range bad {
+		in, err := parser.ParseTrigger("Dockerfile", 7, '\\', tt.expr)
+		if err == nil {
+			t.Errorf("ParseTrigger(%q) = %s, want an error", tt.expr, in.Keyword())
+			continue
+		}
+		var pe *parser.Error
+		if !errors.As(err, &pe) || pe.Line != 7 || pe.File != "Dockerfile" {
+			t.Errorf("ParseTrigger(%q): error %T %+v is not an *Error at Dockerfile:7", tt.expr, err, err)
+		}
+		if err.Error() != tt.want {
+			t.Errorf("ParseTrigger(%q):\n got %s\nwant %s", tt.expr, err, tt.want)
+		}
+	}
+}
+
+// TestOnbuildRoundTrip checks that every ONBUILD of the golden cases stores a trigger
+// that ParseTrigger reads back as the instruction Parse found in it.
+func TestOnbuildRoundTrip(t *testing.T) {
+	n := 0
+	for _, dir := range caseDirs(t, "ok") {
+		f, err := parseFile(t, filepath.Join(dir, "Dockerfile"))
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		for _, s := range f.Stages {
+			for _, in := range s.Instructions {
+				ob, ok := in.(*parser.Onbuild)
+				if !ok {
+					continue
+				}
+				n++
+				tr, err := parser.ParseTrigger("Dockerfile", ob.Location().Line, '\\', ob.Expression)
+				if err != nil {
+					t.Errorf("%s: %q: %v", dir, ob.Expression, err)
+					continue
+				}
+				got := &parser.File{Stages: []*parser.Stage{{Instructions: []parser.Instruction{tr}}}}
+				want := &parser.File{Stages: []*parser.Stage{{Instructions: []parser.Instruction{ob.Trigger}}}}
+				if parser.Dump(got) != parser.Dump(want) {
+					t.Errorf("%s: %q parses as\n%s\nbut Parse found\n%s", dir, ob.Expression, parser.Dump(got), parser.Dump(want))
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no ONBUILD in testdata/ok")
+	}
+}
