@@ -355,9 +355,13 @@ func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
 		step.Layer = info
 		return err
 	case *parser.Command:
-		step.Config = []string{map[string]string{"CMD": "Cmd", "ENTRYPOINT": "Entrypoint"}[in.Keyword()]}
 		if in.Keyword() == "CMD" {
+			step.Config = []string{"Cmd"}
 			return b.dispatchCmd(st, in)
+		}
+		step.Config = []string{"Entrypoint"}
+		if !st.cmdSet && st.config.Config.Cmd != nil {
+			step.Config = append(step.Config, "Cmd")
 		}
 		return b.dispatchEntrypoint(st, in)
 	case *parser.Arg:
