@@ -7,29 +7,35 @@
 // its config, its history (one entry per instruction, as BuildKit writes it) and its
 // layers (one per filesystem-changing instruction, holding only what changed).
 //
-// What it does today:
-//   - FROM scratch; FROM a root filesystem tarball in the build context (plain, gzip,
-//     bzip2, xz or zstd, detected by content); FROM a name that --build-context maps to
-//     such a tarball.
-//   - COPY from the build context: wildcards, directory contents, the destination rules
-//     (trailing slash, existing directory, relative to WORKDIR, symlinks resolved inside
-//     the image root), new parents 0755 root:root, modes and mtimes preserved, owner
-//     0:0, symlinks inside directories kept, top-level symlinks followed inside the
-//     context.
-//   - COPY --chown with ids or names: names are looked up in the image's own
-//     /etc/passwd and /etc/group as they are at that COPY, a user alone takes its
-//     primary gid, and an unknown name or a missing file is an error (BuildKit uses 0).
-//   - COPY --chmod with an octal mode (which new parents get too, as in BuildKit) or a
-//     symbolic one such as u=rwX,go=rX, applied to each entry's own mode.
-//   - ENTRYPOINT and CMD in exec and shell form.
+// What it does:
+//   - Stages: FROM scratch, FROM an earlier stage (which continues from its tree,
+//     config, history and ARGs), FROM an image (an image archive, OCI layout or
+//     unpacked dfbuild directory) or a root filesystem tarball, served by
+//     --build-context or found in the build context; FROM --platform. Only the
+//     target stage (Options.Target, else the last) and the stages it needs through
+//     FROM and COPY --from are built, each after those it needs; cycles, unknown
+//     stages and forward FROM references are errors before anything runs.
+//   - ARG: the global scope (the automatic platform ARGs, then ARGs before the first
+//     FROM), which FROM lines expand with; ARGs in a stage take --build-arg values,
+//     their defaults, or the global value, and override an ENV of the same name for
+//     expansion until the next ENV, as in BuildKit; they never enter Env.
+//   - Every instruction that needs no container: COPY and ADD (config.go for the
+//     others: ENV, LABEL, USER, WORKDIR, EXPOSE, VOLUME, STOPSIGNAL, SHELL,
+//     HEALTHCHECK, ONBUILD, MAINTAINER), CMD and ENTRYPOINT, with BuildKit's config
+//     fields and history text. ONBUILD triggers of a base run right after its FROM.
+//   - COPY from the build context or --from a stage or image: wildcards, directory
+//     contents, the destination rules (trailing slash, existing directory, relative to
+//     WORKDIR, symlinks resolved inside the image root), new parents 0755, modes and
+//     mtimes preserved, symlinks inside directories kept, top-level symlinks followed
+//     inside the context, hard links kept; --chown with ids or names looked up in the
+//     image's own /etc/passwd and /etc/group (an unknown name is an error, where
+//     BuildKit uses 0); --chmod octal or symbolic.
 //   - .dockerignore (Options.Ignore; ReadIgnoreFile picks "<Dockerfile>.dockerignore"
 //     over the context's ".dockerignore", as BuildKit does): what it excludes is
 //     missing from every read of the context, for COPY sources, wildcards, directory
 //     walks, symlinks followed inside the context and FROM tarballs. An excluded
-//     explicit source is "not found", naming the pattern and its line. Exceptions
-//     bring back paths under an excluded directory, which keeps its own metadata.
+//     explicit source is "not found", naming the pattern and its line.
 //
-// Everything else is refused with an error at its line saying it is not supported yet;
 // RUN is refused for good, because dfbuild never runs a container.
 //
 // Invariants:
