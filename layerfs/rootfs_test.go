@@ -426,3 +426,29 @@ func TestLoadRootfsFine(t *testing.T) {
 		t.Errorf("hard link of a hard link reads %q", got)
 	}
 }
+
+// TestLoadRootfsDirTimes checks that directories keep the times their entries give
+// them although entries were added below them, and that only the parents the
+// tarball implies take the build time: a later commit that lists an unchanged
+// parent writes it as the tarball had it.
+func TestLoadRootfsDirTimes(t *testing.T) {
+	r, err := load(t, makeTar(t, dirEnt("usr/"), dirEnt("usr/local/"), reg("usr/local/f", "f"), reg("implied/f", "f")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, stamped := range map[string]bool{"/usr": false, "/usr/local": false, "/implied": true} {
+		if n := r.FS.Get(p); n == nil || n.Stamped != stamped {
+			t.Errorf("%s: %+v, want Stamped %v", p, n, stamped)
+		}
+	}
+	if err := r.FS.Put("/usr/local/g", fileNode("g")); err != nil {
+		t.Fatal(err)
+	}
+	c := r.FS.Commit()
+	if got := entries(c); strings.Join(got, ", ") != "/usr directory, /usr/local directory, /usr/local/g file" {
+		t.Fatalf("commit: %v", got)
+	}
+	if n := c.Entries[0].Node; n.Stamped || !n.ModTime.Equal(t0) {
+		t.Errorf("/usr in the commit: %+v, want its time from the tarball", n)
+	}
+}

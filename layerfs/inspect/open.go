@@ -32,6 +32,7 @@ type Archive struct {
 	Compression layerfs.Compression
 	Images      []*ArchiveImage
 	closers     []func() error
+	scratchDir  string // where a compressed tar is decompressed ("" for the default)
 }
 
 // ArchiveImage is one image of an archive. It implements Image.
@@ -39,6 +40,40 @@ type ArchiveImage struct {
 	Tags   []string
 	config []byte
 	layers []Layer
+}
+
+// Blob is a blob of an archive opened for random access.
+type Blob interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// LayerName returns where the blob of layer n (0 is the bottom one) is stored in the
+// archive, such as "blobs/sha256/<hex>", for messages.
+func (i *ArchiveImage) LayerName(n int) string { return i.layers[n].(*storedLayer).name }
+
+// OpenLayer opens the blob of layer n (0 is the bottom one) as it is stored,
+// compressed or not, for random access. The archive must still be open.
+func (i *ArchiveImage) OpenLayer(n int) (Blob, error) {
+	l := i.layers[n].(*storedLayer)
+	rc, err := l.st.open(l.name)
+	if err != nil {
+		return nil, err
+	}
+	switch b := rc.(type) {
+	case Blob:
+		return b, nil
+	case *os.File:
+		fi, err := b.Stat()
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		return sectionFile{io.NewSectionReader(b, 0, fi.Size()), b}, nil
+	}
+	rc.Close()
+	return nil, fmt.Errorf("%q cannot be read by offset", l.name)
 }
 
 // ConfigJSON returns the config blob as stored.
@@ -62,20 +97,24 @@ func (a *Archive) Close() error {
 // Open reads the index of the archive or layout at p (a tar file, possibly
 // compressed, or a directory) and returns its images. Layers are read only when they
 // are analysed.
-func Open(p string) (*Archive, error) {
+func Open(p string) (*Archive, error) { return OpenScratch(p, "") }
+
+// OpenScratch is Open with the scratch copy of a compressed tar made in scratchDir
+// rather than the default directory for temporary files. Close removes it.
+func OpenScratch(p, scratchDir string) (*Archive, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err // a *PathError, which names p
 	}
-	a, err := open(p, fi)
+	a, err := open(p, fi, scratchDir)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
 	return a, nil
 }
 
-func open(p string, fi os.FileInfo) (*Archive, error) {
-	a := &Archive{Path: p}
+func open(p string, fi os.FileInfo, scratchDir string) (*Archive, error) {
+	a := &Archive{Path: p, scratchDir: scratchDir}
 	var st store
 	if fi.IsDir() {
 		root, err := os.OpenRoot(p)
@@ -189,7 +228,7 @@ func (a *Archive) decompressToScratch(r io.Reader, c layerfs.Compression) (strin
 		return "", err
 	}
 	defer dr.Close()
-	tmp, err := os.CreateTemp("", "dfbuild-inspect-*.tar")
+	tmp, err := os.CreateTemp(a.scratchDir, "dfbuild-inspect-*.tar")
 	if err != nil {
 		return "", err
 	}
