@@ -179,7 +179,11 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 	}
 	// Like BuildKit, only the stages the target needs are built, each after the
 	// stages it needs.
-	for _, d := range b.buildOrder(target) {
+	order := b.buildOrder(target)
+	if err := checkForward(order); err != nil {
+		return nil, err
+	}
+	for _, d := range order {
 		if d.st, err = b.runStage(d); err != nil {
 			return nil, err
 		}

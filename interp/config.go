@@ -156,6 +156,11 @@ func (b *builder) dispatchConfig(st *stage, in parser.Instruction, step *Step) e
 		st.configOnly(fmt.Sprintf("SHELL %v", in.Shell))
 
 	case *parser.Healthcheck:
+		if len(in.IgnoredFlags) > 0 {
+			loc := in.Location()
+			b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("%s:%d: HEALTHCHECK NONE ignores its flags (%s), as docker build does",
+				loc.File, loc.Line, strings.Join(in.IgnoredFlags, " ")))
+		}
 		// Never expanded, and a shell form is CMD-SHELL whatever SHELL says: the
 		// container's runtime picks the shell.
 		hc := &image.HealthConfig{
@@ -275,9 +280,9 @@ func normalizeWorkdir(current, p string) string {
 // BuildKit's file operation resolves it: each part is a number ("root" is 0) or a
 // name looked up in the image's /etc/passwd or /etc/group as they are now; a user
 // alone, or with "name:", gets its own primary gid, a number alone the same number.
-// A name the files do not list, or a missing file, gives 0 for a user and keeps the
-// user's gid for a group, with a warning: USER is not checked at build time, and a
-// container started from the image would fail on it.
+// A name the files do not list, or a missing file, is an error, as for COPY --chown
+// (README, difference 6): BuildKit fails on a missing file but silently uses 0 for a
+// name the file lacks, and a container started from the image would fail on it.
 func workdirOwner(root *layerfs.FS, user string) (uid, gid int, warnings []string, err error) {
 	if user == "" {
 		return 0, 0, nil, nil
@@ -291,7 +296,7 @@ func workdirOwner(root *layerfs.FS, user string) (uid, gid int, warnings []strin
 			return 0, 0, nil, err
 		}
 		if fields == nil {
-			warnings = append(warnings, fmt.Sprintf("user %q (USER %s) %s; the directories it creates are owned by uid 0, as BuildKit does", u, user, why))
+			return 0, 0, nil, fmt.Errorf("cannot create the directory for USER %s: user %q %s", user, u, why)
 		} else {
 			uid, gid = accountID(fields, 2), accountID(fields, 3)
 		}
@@ -307,8 +312,7 @@ func workdirOwner(root *layerfs.FS, user string) (uid, gid int, warnings []strin
 		return 0, 0, nil, err
 	}
 	if fields == nil {
-		warnings = append(warnings, fmt.Sprintf("group %q (USER %s) %s; the directories it creates get gid %d, as BuildKit does", g, user, why, gid))
-		return uid, gid, warnings, nil
+		return 0, 0, nil, fmt.Errorf("cannot create the directory for USER %s: group %q %s", user, g, why)
 	}
 	return uid, accountID(fields, 2), warnings, nil
 }

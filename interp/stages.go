@@ -178,6 +178,19 @@ func (b *builder) target() (*stageDef, error) {
 	return nil, errors.New(msg)
 }
 
+// checkForward refuses COPY --from a stage defined after the one copying, among the
+// stages to build, as BuildKit does: it dispatches stages in Dockerfile order.
+func checkForward(order []*stageDef) error {
+	for _, d := range order {
+		for _, dep := range d.deps {
+			if c, ok := dep.in.(*parser.Copy); ok && dep.def.index > d.index {
+				return parser.At(c, fmt.Errorf("cannot copy from stage %q, it needs to be defined before current stage %q", c.From, d.label()))
+			}
+		}
+	}
+	return nil
+}
+
 // buildOrder lists the stages the target needs, each after the stages it needs and
 // otherwise in Dockerfile order, as BuildKit dispatches them.
 func (b *builder) buildOrder(target *stageDef) []*stageDef {

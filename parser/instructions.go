@@ -153,6 +153,8 @@ type Healthcheck struct {
 	// The durations as parsed; zero when absent (zero values are not written).
 	Interval, Timeout, StartPeriod, StartInterval time.Duration
 	Retries                                       int
+	// IgnoredFlags are flags given to HEALTHCHECK NONE, which has no use for them.
+	IgnoredFlags []string
 }
 
 // Onbuild is ONBUILD <instruction>: the trigger, stored in the image config as

@@ -108,6 +108,13 @@ func convert(file string, node *bkparser.Node) (Instruction, error) {
 		args = append(args, n.Value)
 	}
 	json := node.Attributes["json"]
+	// No path, name or value can hold a NUL byte: tar headers and the config could
+	// not carry it. (Here-document bodies are file contents and may.)
+	for _, w := range append(append([]string{node.Value}, node.Flags...), args...) {
+		if strings.ContainsRune(w, 0) {
+			return nil, fail("%s: %q contains a NUL byte", kw, w)
+		}
+	}
 
 	switch kw {
 	case "FROM":
@@ -357,11 +364,9 @@ func healthcheck(b base, flagWords, args []string, json bool) (*Healthcheck, err
 		if len(args) > 1 {
 			return nil, errors.New("HEALTHCHECK NONE takes no arguments")
 		}
-		// BuildKit never reads the flags of HEALTHCHECK NONE, so it accepts any;
-		// they would have no effect, so they are refused here.
-		if len(flagWords) > 0 {
-			return nil, fmt.Errorf("HEALTHCHECK NONE takes no flags, but has %q", flagWords[0])
-		}
+		// BuildKit never reads the flags of HEALTHCHECK NONE, so it accepts any; they
+		// are kept so the interpreter can warn that they do nothing.
+		in.IgnoredFlags = flagWords
 		in.Test = []string{"NONE"}
 		return in, nil
 	}
