@@ -5,44 +5,67 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/moby/patternmatcher"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/parser"
 )
 
-// dispatchAdd runs ADD.
-func (b *builder) dispatchAdd(st *stage, in *parser.Copy) (*LayerInfo, error) {
-	return nil, fmt.Errorf("ADD is not supported yet; for local files and directories use COPY")
-}
-
-// copyOpts are the resolved flags of one COPY.
+// copyOpts are the resolved flags of one COPY or ADD that shape what it writes.
 type copyOpts struct {
 	uid, gid int
 	chown    bool
 	chmod    *chmodSpec // nil without --chmod
 }
 
-// dispatchCopy runs COPY from the build context, following BuildKit's copy rules
-// (semantics.md §1), and commits the result as one layer.
+// copyJob is one COPY or ADD with its words expanded and its flags checked.
+type copyJob struct {
+	add       bool
+	srcs      []string         // path and URL sources, expanded, in order
+	docs      []parser.Heredoc // here-document sources, bodies expanded where due
+	dest      string           // expanded, as written
+	absDest   string           // from the root, WORKDIR applied, cleaned
+	destIsDir bool             // written as a directory: a trailing "/", "." or ""
+	opts      copyOpts
+	from      sourceTree // the build context, or --from's filesystem
+	fromCtx   bool       // from is the build context
+	parents   bool
+	exclude   *patternmatcher.PatternMatcher // nil without --exclude
+	link      bool
+	unpack    string // ADD --unpack: "", "true" or "false"
+	checksum  string // ADD --checksum, expanded
+	history   string // created_by, without " # buildkit"
+}
+
+// dispatchCopy runs COPY, following BuildKit's copy rules (semantics.md §1), and
+// commits the result as one layer.
 func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
-	switch {
-	case in.From != "":
-		return nil, errors.New("COPY --from is not supported yet")
-	case in.Link:
-		return nil, errors.New("COPY --link is not supported yet")
-	case in.Parents:
-		return nil, errors.New("COPY --parents is not supported yet")
-	case len(in.Exclude) > 0:
-		return nil, errors.New("COPY --exclude is not supported yet")
-	case len(in.Heredocs) > 0:
-		return nil, errors.New("COPY with a here-document source is not supported yet")
+	j, err := b.prepareCopy(st, in)
+	if err != nil {
+		return nil, err
 	}
+	if err := b.runCopy(st, j); err != nil {
+		return nil, err
+	}
+	return st.commit(j.history + " # buildkit"), nil
+}
+
+// prepareCopy expands and checks the words and flags of a COPY or ADD, in the order
+// BuildKit checks them.
+func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 	env := st.env()
-	var opts copyOpts
-	var flagText string
+	j := &copyJob{add: in.Add, parents: in.Parents, unpack: in.Unpack, link: in.Link}
+	flagText := ""
+	if in.Parents {
+		flagText += " --parents"
+	}
 	// A flag that expands to nothing is left out, of the copy and of the history, as
 	// BuildKit leaves it out.
 	chown, err := b.ex.Word(in.Chown, env)
@@ -50,11 +73,20 @@ func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 		return nil, fmt.Errorf("expanding --chown: %w", err)
 	}
 	if chown != "" {
-		// Names are looked up in the image as it is before this COPY.
-		if opts.uid, opts.gid, err = parseChown(st.fs, chown); err != nil {
+		lookIn := st.fs
+		if in.Link {
+			// A linked copy is made in an empty tree, which has no account files.
+			if chownByName(chown) {
+				return nil, fmt.Errorf("--chown=%s: user and group names cannot be looked up with --link, "+
+					"which copies into an empty layer; use numeric uid[:gid]", chown)
+			}
+			lookIn = layerfs.New()
+		}
+		// Names are looked up in the image as it is before this instruction.
+		if j.opts.uid, j.opts.gid, err = parseChown(lookIn, chown); err != nil {
 			return nil, err
 		}
-		opts.chown = true
+		j.opts.chown = true
 		flagText += " --chown=" + chown
 	}
 	chmod, err := b.ex.Word(in.Chmod, env)
@@ -66,62 +98,454 @@ func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts.chmod = &spec
+		j.opts.chmod = &spec
 		flagText += " --chmod=" + chmod
+		// BuildKit links a copy only without --chmod.
+		j.link = false
+	}
+	if len(in.Exclude) > 0 {
+		// --exclude patterns are not expanded (C28).
+		for _, p := range in.Exclude {
+			if _, err := compilePattern(p); err != nil {
+				return nil, fmt.Errorf("--exclude=%s: invalid pattern: %w", p, err)
+			}
+		}
+		if j.exclude, err = patternmatcher.New(in.Exclude); err != nil {
+			return nil, fmt.Errorf("--exclude: %w", err)
+		}
 	}
 
-	srcs := make([]string, len(in.Sources))
-	for i, s := range in.Sources {
+	paths, docs, err := splitSources(in)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range paths {
 		x, err := b.ex.Word(s, env)
 		if err != nil {
 			return nil, fmt.Errorf("expanding source %q: %w", s, err)
 		}
-		srcs[i] = x
+		j.srcs = append(j.srcs, x)
 	}
-	dest, err := b.ex.Word(in.Dest, env)
-	if err != nil {
+	for _, d := range docs {
+		if d.Expand {
+			if d.Content, err = expandHeredoc(d.Content, env); err != nil {
+				return nil, fmt.Errorf("expanding the here-document %q: %w", d.Name, err)
+			}
+		}
+		j.docs = append(j.docs, d)
+	}
+	if j.dest, err = b.ex.Word(in.Dest, env); err != nil {
 		return nil, fmt.Errorf("expanding destination %q: %w", in.Dest, err)
 	}
+	j.destIsDir, j.absDest = destPath(st, j.dest)
 
-	// A destination ending in "/" (or "." alone) is a directory; a relative one is
-	// taken from the WORKDIR.
-	destIsDir := dest == "" || dest == "." || strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.")
-	absDest := dest
-	if !path.IsAbs(absDest) {
+	if in.Add {
+		if err := b.prepareAdd(j, in, env); err != nil {
+			return nil, err
+		}
+	}
+	j.from, j.fromCtx = b.source, true
+	if in.From != "" {
+		j.fromCtx = false
+		// --from is never expanded (semantics X1); copyFromFS names the stage or image.
+		f, err := b.copyFromFS(in.From)
+		if err != nil {
+			return nil, err
+		}
+		j.from = newImageSource(f, fmt.Sprintf("the --from source %q", in.From))
+	}
+
+	// BuildKit writes the path sources, then the here-documents, then the destination.
+	kw := "COPY"
+	if in.Add {
+		kw = "ADD"
+	}
+	words := []string{kw + flagText}
+	words = append(words, j.srcs...)
+	for _, d := range j.docs {
+		words = append(words, "<<"+d.Name)
+	}
+	j.history = strings.Join(append(words, j.dest), " ")
+	return j, nil
+}
+
+// destPath resolves a destination as written: one ending in "/" (or "." alone, or
+// empty) is a directory, and a relative one is taken from the WORKDIR.
+func destPath(st *stage, dest string) (isDir bool, abs string) {
+	isDir = dest == "" || dest == "." || strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.")
+	abs = dest
+	if !path.IsAbs(abs) {
 		wd := st.config.Config.WorkingDir
 		if wd == "" {
 			wd = "/"
 		}
-		absDest = path.Join(wd, dest)
+		abs = path.Join(wd, dest)
 	}
-	absDest = path.Clean(absDest)
+	return isDir, path.Clean(abs)
+}
 
-	var matches []source
-	for _, src := range srcs {
-		ms, err := b.matchSources(src)
-		if err != nil {
-			return nil, err
+// chownByName tells whether a --chown value names a user or group rather than giving
+// numbers, as BuildKit decides it: "root" counts as a number.
+func chownByName(s string) bool {
+	for part := range strings.SplitSeq(s, ":") {
+		if part == "" || part == "root" {
+			continue
 		}
-		matches = append(matches, ms...)
+		if _, numeric, _ := parseID(part); !numeric {
+			return true
+		}
+	}
+	return false
+}
+
+// heredocWord is how BuildKit's parser recognises a here-document word
+// (parser.reHeredoc); the word after "<<" must not be empty.
+var heredocWord = regexp.MustCompile(`^(\d*)<<(-?)\s*([^<]*)$`)
+
+// splitSources separates the here-document sources from the path sources. The parser
+// collected the bodies in the order the words come, and only in the non-JSON form.
+func splitSources(in *parser.Copy) (paths []string, docs []parser.Heredoc, err error) {
+	for _, s := range in.Sources {
+		if len(docs) < len(in.Heredocs) {
+			if m := heredocWord.FindStringSubmatch(s); m != nil && m[3] != "" {
+				docs = append(docs, in.Heredocs[len(docs)])
+				continue
+			}
+		}
+		paths = append(paths, s)
+	}
+	if len(docs) != len(in.Heredocs) {
+		return nil, nil, fmt.Errorf("matching %d here-documents to the sources: found %d", len(in.Heredocs), len(docs))
+	}
+	for _, d := range docs {
+		if strings.Contains(d.Name, "/") {
+			return nil, nil, fmt.Errorf("here-document %q: its name becomes a file name and cannot contain a /", d.Name)
+		}
+	}
+	return paths, docs, nil
+}
+
+// heredocExpander expands here-document bodies: BuildKit uses a lexer of its own for
+// them, with "\" as the escape character whatever the Dockerfile's is.
+var heredocExpander = parser.NewExpander('\\')
+
+// expandHeredoc expands the body of a here-document whose delimiter was not quoted,
+// as BuildKit's SourcesAndDest.ExpandRaw does: variables are replaced and "\"
+// escapes the next character, but quotes are ordinary characters (the lexer's
+// SkipProcessQuotes mode). The expander processes quotes, so the body is rewritten
+// first to make every quote literal for it: escaped, or, inside the operands that
+// keep their escapes (the patterns of ${v#p}, ${v%p}, ${v/p/r}), quoted.
+func expandHeredoc(body string, env []string) (string, error) {
+	r := rawQuotes{s: body}
+	r.word(0, false)
+	return heredocExpander.Word(r.out.String(), env)
+}
+
+// rawQuotes rewrites a here-document body for expandHeredoc, following the lexer's
+// structure (BuildKit's shell.processStopOn and processDollar) to know which
+// operand each quote is in.
+type rawQuotes struct {
+	s   string
+	i   int
+	out strings.Builder
+}
+
+// word copies up to and including stop (0: the end); raw is whether the lexer keeps
+// escapes there.
+func (r *rawQuotes) word(stop byte, raw bool) {
+	for r.i < len(r.s) {
+		c := r.s[r.i]
+		switch {
+		case stop != 0 && c == stop:
+			r.out.WriteByte(c)
+			r.i++
+			return
+		case c == '$':
+			r.dollar()
+		case c == '"' || c == '\'':
+			switch {
+			case !raw:
+				r.out.WriteByte('\\')
+				r.out.WriteByte(c)
+			case c == '"':
+				r.out.WriteString(`'"'`)
+			default:
+				r.out.WriteString(`"'"`)
+			}
+			r.i++
+		case c == '\\':
+			r.out.WriteByte(c)
+			r.i++
+			if r.i < len(r.s) {
+				r.out.WriteByte(r.s[r.i])
+				r.i++
+			}
+		default:
+			r.out.WriteByte(c)
+			r.i++
+		}
+	}
+}
+
+func (r *rawQuotes) next() (byte, bool) {
+	if r.i >= len(r.s) {
+		return 0, false
+	}
+	c := r.s[r.i]
+	r.out.WriteByte(c)
+	r.i++
+	return c, true
+}
+
+// dollar copies a variable reference starting at "$".
+func (r *rawQuotes) dollar() {
+	r.next()
+	if r.i >= len(r.s) || r.s[r.i] != '{' {
+		r.name()
+		return
+	}
+	r.next()
+	if r.i >= len(r.s) || strings.IndexByte("{}:", r.s[r.i]) >= 0 {
+		return // the lexer fails here, whatever follows
+	}
+	r.name()
+	c, ok := r.next()
+	if !ok {
+		return
+	}
+	switch c {
+	case ':':
+		if c, ok = r.next(); !ok {
+			return
+		}
+		r.word('}', c == '#' || c == '%')
+	case '+', '-', '?':
+		r.word('}', false)
+	case '#', '%':
+		r.word('}', true)
+	case '/':
+		if r.i < len(r.s) && r.s[r.i] == '/' {
+			r.next()
+		}
+		r.word('/', true)
+		r.word('}', true)
+	}
+}
+
+// name copies a variable name as the lexer's processName reads it: a run of
+// digits, one special parameter, or letters, digits and "_".
+func (r *rawQuotes) name() {
+	first := true
+	for r.i < len(r.s) {
+		ch, size := utf8.DecodeRuneInString(r.s[r.i:])
+		switch {
+		case first && unicode.IsDigit(ch):
+			for r.i < len(r.s) {
+				ch, size = utf8.DecodeRuneInString(r.s[r.i:])
+				if !unicode.IsDigit(ch) {
+					return
+				}
+				r.out.WriteString(r.s[r.i : r.i+size])
+				r.i += size
+			}
+			return
+		case first && strings.ContainsRune("@*#?-$!0", ch):
+			r.out.WriteString(r.s[r.i : r.i+size])
+			r.i += size
+			return
+		case !unicode.IsLetter(ch) && !unicode.IsDigit(ch) && ch != '_':
+			return
+		}
+		r.out.WriteString(r.s[r.i : r.i+size])
+		r.i += size
+		first = false
+	}
+}
+
+// copyArg is one source of a COPY or ADD and what it matched.
+type copyArg struct {
+	written string     // the source as expanded, for messages
+	tree    sourceTree // where the matches are
+	matches []source
+	unpack  bool // ADD: extract the matches that are archives
+	context bool // the tree is the build context, whose mtimes count toward the build time
+	// --parents: only the paths the pattern includes are copied, with the path they
+	// have below each match; required, when set, must be among them.
+	include  *patternmatcher.PatternMatcher
+	literal  string // the pattern's leading path without wildcards, to skip whole directories
+	required string
+	clean    string // the required path from the tree's root, for the error
+}
+
+// runCopy copies every source into the stage's tree, or, with --link, into an empty
+// tree that is then laid over the stage's (C26).
+func (b *builder) runCopy(st *stage, j *copyJob) error {
+	args, err := b.gatherSources(j)
+	if err != nil {
+		return err
+	}
+	dst := st.fs
+	if j.link {
+		dst = layerfs.New()
 	}
 	// Docker's reference says several sources need a directory destination ending in
 	// "/". BuildKit does not check, and copies each file over the last one when the
 	// destination is not a directory; dfbuild refuses that instead of losing files.
-	// (Directories alone merge into the destination, so nothing is lost there.)
-	allDirs := !slices.ContainsFunc(matches, func(m source) bool { return !m.info.IsDir() })
-	if len(matches) > 1 && !destIsDir && !allDirs {
-		if n, _, _ := st.fs.Stat(absDest); n == nil || !n.IsDir() {
-			return nil, fmt.Errorf("%d sources (%s) but the destination %q is not a directory: "+
-				"when COPY has several sources, the destination must end with a /", len(matches), sourceList(matches), dest)
+	// (Directories, archives and --parents trees merge into the destination, so
+	// nothing is lost there.)
+	var all []source
+	files := false
+	for _, a := range args {
+		all = append(all, a.matches...)
+		for _, m := range a.matches {
+			if !m.info.IsDir() && !m.archive && a.include == nil {
+				files = true
+			}
 		}
 	}
-	for _, m := range matches {
-		if err := b.copySource(st, m, absDest, destIsDir, opts); err != nil {
-			return nil, fmt.Errorf("copying %q: %w", m.name, err)
+	if len(all) > 1 && !j.destIsDir && files {
+		if n, _, _ := dst.Stat(j.absDest); n == nil || !n.IsDir() {
+			return fmt.Errorf("%d sources (%s) but the destination %q is not a directory: "+
+				"when %s has several sources, the destination must end with a /", len(all), sourceList(all), j.dest, keyword(j))
 		}
 	}
-	msg := "COPY" + flagText + " " + strings.Join(srcs, " ") + " " + dest
-	return st.commit(msg + " # buildkit"), nil
+	for _, a := range args {
+		c := &copier{b: b, dst: dst, src: a.tree, notes: a.context, o: j.opts,
+			exclude: j.exclude, include: a.include, literal: a.literal}
+		found := false
+		if a.required != "" {
+			c.seen = func(rel string) {
+				if rel == a.required || strings.HasPrefix(rel, a.required+"/") {
+					found = true
+				}
+			}
+		}
+		for _, m := range a.matches {
+			if err := c.copySource(m, j.absDest, j.destIsDir, a.unpack); err != nil {
+				return fmt.Errorf("copying %q: %w", m.name, err)
+			}
+		}
+		if a.required != "" && !found {
+			return b.notFound(a.tree, a.written, a.clean, fs.ErrNotExist)
+		}
+	}
+	if j.link {
+		if err := st.fs.Apply(dst); err != nil {
+			return fmt.Errorf("merging the linked layer: %w", err)
+		}
+	}
+	return nil
+}
+
+func keyword(j *copyJob) string {
+	if j.add {
+		return "ADD"
+	}
+	return "COPY"
+}
+
+// gatherSources resolves every source: wildcards and paths in the source tree, URLs
+// fetched, here-documents made into files. BuildKit copies the path sources first,
+// then the here-documents.
+func (b *builder) gatherSources(j *copyJob) ([]copyArg, error) {
+	var args []copyArg
+	for _, src := range j.srcs {
+		switch {
+		case isGitSource(src):
+			if !j.add {
+				return nil, fmt.Errorf("source %q: COPY cannot copy a Git repository", src)
+			}
+			return nil, fmt.Errorf("source %q is a Git repository, and dfbuild does not clone repositories: "+
+				"clone it beforehand and COPY the files from the build context", src)
+		case isHTTPSource(src):
+			if !j.add {
+				return nil, fmt.Errorf("source %q: COPY cannot fetch a URL; ADD can", src)
+			}
+			a, err := b.urlArg(j, src)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, a)
+			continue
+		}
+		var a copyArg
+		var err error
+		if j.parents {
+			a, err = b.parentsArg(j.from, src)
+		} else {
+			a = copyArg{written: src, tree: j.from}
+			a.matches, err = b.matchSources(j.from, src)
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.context = j.fromCtx
+		// ADD extracts local archives unless --unpack=false (C33).
+		a.unpack = j.add && j.unpack != "false"
+		if a.unpack {
+			for i := range a.matches {
+				if a.matches[i].archive, err = isArchive(a.tree, a.matches[i]); err != nil {
+					return nil, fmt.Errorf("source %q: %w", a.matches[i].name, err)
+				}
+			}
+		}
+		args = append(args, a)
+	}
+	for _, d := range j.docs {
+		// Like BuildKit, each here-document is a file in an empty tree of its own:
+		// mode 0644, owned by root, stamped with the build time, then copied.
+		f := layerfs.New()
+		n := &layerfs.Node{Type: layerfs.TypeReg, Mode: 0o644, Stamped: true, Size: int64(len(d.Content)),
+			Content: stringOpener(d.Content)}
+		if err := f.Put("/"+d.Name, n); err != nil {
+			return nil, fmt.Errorf("here-document %q: %w", d.Name, err)
+		}
+		tree := newImageSource(f, fmt.Sprintf("the here-document %q", d.Name))
+		m, err := lookupSource(tree, d.Name)
+		if err != nil {
+			return nil, fmt.Errorf("here-document %q: %w", d.Name, err)
+		}
+		args = append(args, copyArg{written: "<<" + d.Name, tree: tree, matches: []source{m}})
+	}
+	return args, nil
+}
+
+// parentsArg resolves a --parents source (C27): the part before a "/./" pivot is
+// matched like any source, and the rest becomes a pattern, in which "**" spans
+// directories, that picks what is copied below each match, with its path.
+func (b *builder) parentsArg(tree sourceTree, src string) (copyArg, error) {
+	parent, pattern, pivot := strings.Cut(src, "/./")
+	if !pivot {
+		parent, pattern = "/", src
+	}
+	pattern = strings.TrimPrefix(path.Clean("/"+pattern), "/")
+	a := copyArg{written: src, tree: tree}
+	if pattern != "" {
+		if _, err := compilePattern(pattern); err != nil {
+			return copyArg{}, fmt.Errorf("source %q: invalid pattern %q: %w", src, pattern, err)
+		}
+		pm, err := patternmatcher.New([]string{pattern})
+		if err != nil {
+			return copyArg{}, fmt.Errorf("source %q: %w", src, err)
+		}
+		a.include = pm
+		var lit []string
+		for seg := range strings.SplitSeq(pattern, "/") {
+			if strings.ContainsAny(seg, `*?[\`) {
+				break
+			}
+			lit = append(lit, seg)
+		}
+		a.literal = strings.Join(lit, "/")
+		// Without wildcards the path must exist; a pattern may match nothing.
+		if !hasWildcard(parent) && !hasWildcard(pattern) {
+			a.required = pattern
+			a.clean = strings.TrimPrefix(path.Join("/", parent, pattern), "/")
+		}
+	}
+	var err error
+	a.matches, err = b.matchSources(tree, parent)
+	return a, err
 }
 
 func sourceList(ms []source) string {
@@ -136,25 +560,26 @@ func sourceList(ms []source) string {
 	return strings.Join(names, ", ")
 }
 
-// source is one thing a COPY source names: a context path after wildcard matching.
+// source is one thing a source names: a path after wildcard matching.
 type source struct {
-	name string // the path as matched, relative to the context root; its base names the copy
-	real string // the resolved path in the context, every symlink followed
-	info fs.FileInfo
+	name    string // the path as matched, relative to the tree's root; its base names the copy
+	real    string // the resolved path in the tree, every symlink followed
+	info    fs.FileInfo
+	archive bool // ADD: a tar archive, to be extracted
 }
 
 // matchSources resolves one source argument: a plain path must exist; a pattern
-// may match nothing. Sources are relative to the context root whatever they start
-// with, so "/x", "./x" and "../x" all name x in the context.
-func (b *builder) matchSources(src string) ([]source, error) {
+// may match nothing. Sources are relative to the tree's root whatever they start
+// with, so "/x", "./x" and "../x" all name x in it.
+func (b *builder) matchSources(tree sourceTree, src string) ([]source, error) {
 	clean := strings.TrimPrefix(path.Clean("/"+src), "/")
 	if clean == "" {
 		clean = "."
 	}
 	if !hasWildcard(clean) {
-		s, err := b.lookupSource(clean)
+		s, err := lookupSource(tree, clean)
 		if err != nil {
-			return nil, b.notFound(src, clean, err)
+			return nil, b.notFound(tree, src, clean, err)
 		}
 		return []source{s}, nil
 	}
@@ -164,21 +589,21 @@ func (b *builder) matchSources(src string) ([]source, error) {
 	if prefix == "" {
 		prefix = "."
 	}
-	real, err := b.source.resolve(prefix, true)
+	real, err := tree.resolve(prefix, true)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := b.source.lstat(real)
+	fi, err := tree.lstat(real)
 	if err != nil || !fi.IsDir() {
-		return nil, b.notFound(src, prefix, fs.ErrNotExist)
+		return nil, b.notFound(tree, src, prefix, fs.ErrNotExist)
 	}
 	var names []string
-	if err := b.glob(real, prefix, segs[k:], &names); err != nil {
+	if err := glob(tree, real, prefix, segs[k:], &names); err != nil {
 		return nil, err
 	}
 	out := make([]source, 0, len(names))
 	for _, n := range names {
-		s, err := b.lookupSource(n)
+		s, err := lookupSource(tree, n)
 		if err != nil {
 			// A dangling symlink matched by a pattern names nothing to copy.
 			if errors.Is(err, fs.ErrNotExist) {
@@ -191,11 +616,11 @@ func (b *builder) matchSources(src string) ([]source, error) {
 	return out, nil
 }
 
-// glob walks dir (a real context path shown as shown) in lexical order, matching one
-// pattern segment per level as filepath.Match does ("**" is no more than "*").
-// A matched directory is not searched further.
-func (b *builder) glob(dir, shown string, pattern []string, out *[]string) error {
-	entries, err := b.source.readDir(dir)
+// glob walks dir (a real path of the tree, shown as shown) in lexical order,
+// matching one pattern segment per level as filepath.Match does ("**" is no more
+// than "*"). A matched directory is not searched further.
+func glob(tree sourceTree, dir, shown string, pattern []string, out *[]string) error {
+	entries, err := tree.readDir(dir)
 	if err != nil {
 		return err
 	}
@@ -213,7 +638,7 @@ func (b *builder) glob(dir, shown string, pattern []string, out *[]string) error
 			continue
 		}
 		if e.IsDir() {
-			if err := b.glob(path.Join(dir, e.Name()), name, pattern[1:], out); err != nil {
+			if err := glob(tree, path.Join(dir, e.Name()), name, pattern[1:], out); err != nil {
 				return err
 			}
 		}
@@ -223,13 +648,13 @@ func (b *builder) glob(dir, shown string, pattern []string, out *[]string) error
 
 func hasWildcard(s string) bool { return strings.ContainsAny(s, "*?[") }
 
-// lookupSource follows a context path to what it names.
-func (b *builder) lookupSource(name string) (source, error) {
-	real, err := b.source.resolve(name, true)
+// lookupSource follows a path of the tree to what it names.
+func lookupSource(tree sourceTree, name string) (source, error) {
+	real, err := tree.resolve(name, true)
 	if err != nil {
 		return source{}, err
 	}
-	fi, err := b.source.lstat(real)
+	fi, err := tree.lstat(real)
 	if err != nil {
 		return source{}, err
 	}
@@ -238,36 +663,36 @@ func (b *builder) lookupSource(name string) (source, error) {
 
 // notFound explains a missing source: the .dockerignore line that excludes it, or
 // else a close match where there is one.
-func (b *builder) notFound(written, clean string, err error) error {
+func (b *builder) notFound(tree sourceTree, written, clean string, err error) error {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("source %q: %w", written, err)
 	}
-	msg := fmt.Sprintf("source %q: not found in the build context", written)
+	msg := fmt.Sprintf("source %q: not found in %s", written, tree.where())
 	if strings.Contains(written, "..") && !strings.HasPrefix(clean, "..") {
 		msg += fmt.Sprintf(" (sources cannot leave the context: %q means %q inside it)", written, clean)
 	}
 	// A source that .dockerignore excludes is missing too (C5); say which line did it.
-	if why := b.source.excluded(clean); why != "" {
+	if why := tree.excluded(clean); why != "" {
 		msg += ": " + why
-	} else if near := b.nearest(clean); near != "" {
+	} else if near := nearest(tree, clean); near != "" {
 		msg += fmt.Sprintf("; did you mean %q?", near)
 	}
 	return errors.New(msg)
 }
 
-// nearest finds the existing context path closest to a missing one: the deepest
-// existing parent directory, then the entry in it with the nearest name.
-func (b *builder) nearest(clean string) string {
+// nearest finds the existing path closest to a missing one: the deepest existing
+// parent directory, then the entry in it with the nearest name.
+func nearest(tree sourceTree, clean string) string {
 	dir, base := path.Split(clean)
 	dir = strings.TrimSuffix(dir, "/")
 	if dir == "" {
 		dir = "."
 	}
-	real, err := b.source.resolve(dir, true)
+	real, err := tree.resolve(dir, true)
 	if err != nil {
 		return ""
 	}
-	entries, err := b.source.readDir(real)
+	entries, err := tree.readDir(real)
 	if err != nil {
 		return ""
 	}
@@ -295,11 +720,11 @@ func (o copyOpts) newDir() layerfs.Node {
 	return n
 }
 
-// apply gives a copied entry its owner and mode: root unless --chown, and --chmod on
-// everything but symlinks. An octal mode replaces the entry's mode; a symbolic one
-// changes it.
+// apply gives a copied entry its owner and mode: the --chown ids when given (the
+// build context's entries are owned by root already, an image's keep their owners),
+// and --chmod on everything but symlinks. An octal mode replaces the entry's mode; a
+// symbolic one changes it.
 func (o copyOpts) apply(n *layerfs.Node) {
-	n.UID, n.GID = 0, 0
 	if o.chown {
 		n.UID, n.GID = o.uid, o.gid
 	}
@@ -313,109 +738,265 @@ func (o copyOpts) apply(n *layerfs.Node) {
 	}
 }
 
-// copySource copies one matched source to the destination.
-func (b *builder) copySource(st *stage, s source, absDest string, destIsDir bool, o copyOpts) error {
-	if s.info.IsDir() {
-		// A directory's contents go into the destination, which becomes a directory.
-		real, err := st.fs.MkdirAll(absDest, o.newDir())
-		if err != nil {
-			return destError(absDest, err)
-		}
-		// Files hard-linked to each other inside the tree stay linked, as BuildKit's
-		// copy keeps an inode map per source.
-		links := map[fileID]uint64{}
-		if err := b.copyTree(st, s.real, real, o, links); err != nil {
-			return err
-		}
-		// BuildKit gives the destination the source directory's mtime, new or not.
-		b.noteTime(s.info.ModTime())
-		st.fs.SetMeta(real, func(n *layerfs.Node) { n.ModTime, n.Stamped = s.info.ModTime(), false })
-		return nil
-	}
+// copier copies the matches of one source argument into a tree, the way
+// tonistiigi/fsutil's copier does for BuildKit.
+type copier struct {
+	b     *builder
+	dst   *layerfs.FS
+	src   sourceTree
+	notes bool // the source is the build context, whose mtimes count toward the build time
+	o     copyOpts
+	// include (--parents) and exclude (--exclude) filter what is below each match;
+	// the match itself is always copied (moby/buildkit#5489).
+	include *patternmatcher.PatternMatcher
+	literal string
+	exclude *patternmatcher.PatternMatcher
+	// links gives the files hard-linked to each other in the match being copied one
+	// link group in the copy. BuildKit copies each match of a source on its own, with
+	// an inode map of its own, so files linked across matches are not linked.
+	links map[fileID]uint64
+	// pending are the directories on the way to the entry being looked at that
+	// the filters left out so far; they are made once something below them is copied.
+	pending []pendingDir
+	seen    func(rel string) // told of each path the filters let through
+}
 
+type pendingDir struct {
+	src, dst string
+	fi       fs.FileInfo
+	made     bool
+}
+
+func (c *copier) note(n *layerfs.Node) {
+	if c.notes && !n.Stamped {
+		c.b.noteTime(n.ModTime)
+	}
+}
+
+func (c *copier) linkGroup(fi fs.FileInfo) uint64 {
+	id, ok := c.src.linkID(fi)
+	if !ok {
+		return 0
+	}
+	if c.links[id] == 0 {
+		c.links[id] = c.dst.NewLinkGroup()
+	}
+	return c.links[id]
+}
+
+// copySource copies one match to the destination: an archive is extracted into it,
+// a directory's contents merge into it, a file goes into or becomes it.
+func (c *copier) copySource(s source, absDest string, destIsDir, unpack bool) error {
+	c.links = map[fileID]uint64{}
+	switch {
+	case unpack && s.archive:
+		return c.extract(s, absDest)
+	case s.info.IsDir():
+		return c.copyDir(s, absDest)
+	}
+	return c.copyFile(s, absDest, destIsDir)
+}
+
+// copyDir merges a directory's contents into the destination, which becomes a
+// directory.
+func (c *copier) copyDir(s source, absDest string) error {
+	real, err := c.dst.MkdirAll(absDest, c.o.newDir())
+	if err != nil {
+		return destError(absDest, err)
+	}
+	if err := c.copyTree(s.real, real, "", patternmatcher.MatchInfo{}, patternmatcher.MatchInfo{}); err != nil {
+		return err
+	}
+	// BuildKit gives the destination the source directory's mtime, new or not.
+	if c.notes {
+		c.b.noteTime(s.info.ModTime())
+	}
+	c.dst.SetMeta(real, func(n *layerfs.Node) { n.ModTime, n.Stamped = s.info.ModTime(), false })
+	return nil
+}
+
+// copyFile copies a file (or symlink, device, fifo) source: into the destination if
+// that is a directory, otherwise as the destination.
+func (c *copier) copyFile(s source, absDest string, destIsDir bool) error {
 	name := path.Base(s.name)
 	target := absDest
 	if destIsDir {
-		dir, err := st.fs.MkdirAll(absDest, o.newDir())
+		dir, err := c.dst.MkdirAll(absDest, c.o.newDir())
 		if err != nil {
 			return destError(absDest, err)
 		}
 		target = path.Join(dir, name)
-	} else if n, real, _ := st.fs.Stat(absDest); n != nil && n.IsDir() {
+	} else if n, real, _ := c.dst.Stat(absDest); n != nil && n.IsDir() {
 		target = path.Join(real, name)
 	}
 	// Symlinks on the way, the last one included, are followed inside the image.
-	real, err := st.fs.Resolve(target, true)
+	real, err := c.dst.Resolve(target, true)
 	if err != nil {
 		return destError(target, err)
 	}
-	if n := st.fs.Get(real); n != nil && n.IsDir() {
+	if n := c.dst.Get(real); n != nil && n.IsDir() {
 		real = path.Join(real, name)
 	}
-	parent, err := st.fs.MkdirAll(path.Dir(real), o.newDir())
+	parent, err := c.dst.MkdirAll(path.Dir(real), c.o.newDir())
 	if err != nil {
 		return destError(path.Dir(real), err)
 	}
 	real = path.Join(parent, path.Base(real))
-	n, err := b.source.node(s.real, s.info)
+	n, err := c.src.node(s.real, s.info)
 	if err != nil {
 		return err
 	}
-	o.apply(n)
-	b.noteTime(n.ModTime)
-	if old := st.fs.Get(real); old != nil && old.IsDir() {
+	c.o.apply(n)
+	c.note(n)
+	if old := c.dst.Get(real); old != nil && old.IsDir() {
 		return fmt.Errorf("cannot replace directory %s with a file", real)
 	}
-	return st.fs.Put(real, n)
+	return c.dst.Put(real, n)
 }
 
-// copyTree merges the context directory src into the image directory dst. Symlinks
-// below dst are not followed: an entry meets whatever is at its own path.
-func (b *builder) copyTree(st *stage, src, dst string, o copyOpts, links map[fileID]uint64) error {
-	entries, err := b.source.readDir(src)
+// copyTree merges the source directory src into the directory dst. Symlinks below
+// dst are not followed: an entry meets whatever is at its own path. rel is src's path
+// below the match, which the filters see; inc and exc are their results for it.
+func (c *copier) copyTree(src, dst, rel string, inc, exc patternmatcher.MatchInfo) error {
+	entries, err := c.src.readDir(src)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		sp := path.Join(src, e.Name())
 		dp := path.Join(dst, e.Name())
-		fi, err := b.source.lstat(sp)
+		r := path.Join(rel, e.Name())
+		include, excluded := true, false
+		var ii, ei patternmatcher.MatchInfo
+		if c.include != nil {
+			if include, ii, err = c.include.MatchesUsingParentResults(r, inc); err != nil {
+				return fmt.Errorf("matching %q: %w", r, err)
+			}
+		}
+		if c.exclude != nil {
+			var m bool
+			if m, ei, err = c.exclude.MatchesUsingParentResults(r, exc); err != nil {
+				return fmt.Errorf("matching %q against --exclude: %w", r, err)
+			}
+			if m {
+				include, excluded = false, true
+			}
+		}
+		// Nothing below an excluded path can come back without an exception.
+		if !include && c.include == nil && !c.exclude.Exclusions() {
+			continue
+		}
+		fi, err := c.src.lstat(sp)
 		if err != nil {
 			return err
 		}
-		n, err := b.source.node(sp, fi)
+		if !include && !fi.IsDir() {
+			continue
+		}
+		if include {
+			if err := c.makePending(); err != nil {
+				return err
+			}
+			if c.seen != nil {
+				c.seen(r)
+			}
+		}
+		if fi.IsDir() {
+			if err := c.copySubdir(sp, dp, r, fi, include, excluded, ii, ei); err != nil {
+				return err
+			}
+			continue
+		}
+		n, err := c.src.node(sp, fi)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp, err)
 		}
-		o.apply(n)
-		b.noteTime(n.ModTime)
-		old := st.fs.Get(dp)
-		if n.IsDir() {
-			if old != nil && !old.IsDir() {
-				return fmt.Errorf("cannot copy directory %s onto the %s at %s", sp, old.Type, dp)
-			}
-			if err := st.fs.Put(dp, n); err != nil {
-				return err
-			}
-			if err := b.copyTree(st, sp, dp, o, links); err != nil {
-				return err
-			}
-			// The directory takes its source's metadata once its contents are in.
-			st.fs.SetMeta(dp, func(x *layerfs.Node) { x.ModTime, x.Stamped = n.ModTime, false })
-			continue
-		}
-		if old != nil && old.IsDir() {
+		c.o.apply(n)
+		c.note(n)
+		if old := c.dst.Get(dp); old != nil && old.IsDir() {
 			return fmt.Errorf("cannot replace directory %s with the %s %s", dp, n.Type, sp)
 		}
-		if id, ok := linkedID(fi); ok {
-			if links[id] == 0 {
-				links[id] = st.fs.NewLinkGroup()
-			}
-			n.HardLink = links[id]
-		}
-		if err := st.fs.Put(dp, n); err != nil {
+		n.HardLink = c.linkGroup(fi)
+		if err := c.dst.Put(dp, n); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// copySubdir copies a directory below a match. One the filters let through is made
+// at once, and gets its source's mtime back once its contents are in; one they left
+// out waits in c.pending until something below it is copied.
+func (c *copier) copySubdir(sp, dp, r string, fi fs.FileInfo, include, excluded bool, ii, ei patternmatcher.MatchInfo) error {
+	var n *layerfs.Node
+	if include {
+		var err error
+		if n, err = c.src.node(sp, fi); err != nil {
+			return fmt.Errorf("%s: %w", sp, err)
+		}
+		c.o.apply(n)
+		c.note(n)
+		if old := c.dst.Get(dp); old != nil && !old.IsDir() {
+			return fmt.Errorf("cannot copy directory %s onto the %s at %s", sp, old.Type, dp)
+		}
+		if err := c.dst.Put(dp, n); err != nil {
+			return err
+		}
+	} else {
+		if excluded && !c.exclude.Exclusions() {
+			return nil
+		}
+		if c.include != nil && !c.mayInclude(r) {
+			return nil
+		}
+		c.pending = append(c.pending, pendingDir{src: sp, dst: dp, fi: fi})
+		defer func() { c.pending = c.pending[:len(c.pending)-1] }()
+	}
+	if err := c.copyTree(sp, dp, r, ii, ei); err != nil {
+		return err
+	}
+	if n != nil {
+		c.dst.SetMeta(dp, func(x *layerfs.Node) { x.ModTime, x.Stamped = n.ModTime, false })
+	}
+	return nil
+}
+
+// mayInclude tells whether the --parents pattern could include something below the
+// directory rel: its fixed leading path must lead there or be above it.
+func (c *copier) mayInclude(rel string) bool {
+	l := c.literal
+	return l == "" || l == rel || strings.HasPrefix(l, rel+"/") || strings.HasPrefix(rel, l+"/")
+}
+
+// makePending makes the directories the filters left out on the way to an entry
+// they let through, as fsutil makes them: a new one from its source, which then
+// takes the build time as entries go into it; an existing one only takes its
+// source's mode (not --chmod's).
+func (c *copier) makePending() error {
+	for i := range c.pending {
+		p := &c.pending[i]
+		if p.made {
+			continue
+		}
+		old := c.dst.Get(p.dst)
+		switch {
+		case old == nil:
+			n, err := c.src.node(p.src, p.fi)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.src, err)
+			}
+			c.o.apply(n)
+			c.note(n)
+			if err := c.dst.Put(p.dst, n); err != nil {
+				return err
+			}
+		case !old.IsDir():
+			return fmt.Errorf("cannot copy directory %s onto the %s at %s", p.src, old.Type, p.dst)
+		default:
+			mode := unixMode(p.fi.Mode())
+			c.dst.SetMeta(p.dst, func(x *layerfs.Node) { x.Mode = mode })
+		}
+		p.made = true
 	}
 	return nil
 }

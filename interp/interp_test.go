@@ -61,6 +61,17 @@ const defaultEpoch = 1700000000
 //	image OUT TAG SECTION build the Dockerfile in section image/SECTION (same context)
 //	                      and write it, tagged TAG, as the image archive context/OUT
 //	imagedir OUT TAG SEC  the same, written unpacked (-o type=dir) as context/OUT
+//	tar NAME DIR [COMP] [nodirs]
+//	                      write context/DIR as the archive context/NAME, compressed
+//	                      with gzip, bzip2, xz or zstd if COMP says so, without its
+//	                      directories with nodirs (add_test.go)
+//	tarowner NAME P U:G   give the entry DIR/P of archive NAME the owner U:G
+//	compress NAME SRC C   write context/SRC compressed with C as context/NAME
+//	http-mtime UNIX PATH  serve http/PATH with that Last-Modified time
+//
+// Sections http/PATH are served over http on the loopback interface, at /PATH of the
+// address the Dockerfile and the results call http://SERVER, and context files at
+// /context/PATH.
 func TestCases(t *testing.T) {
 	// The cases write their contexts; a fixed umask makes the modes they copy the
 	// same whatever the caller's umask is (the CLI scripts check umask 077 builds).
@@ -88,6 +99,8 @@ func runCase(t *testing.T, file string) {
 	}
 	var dockerfile []byte
 	rootfs := map[string][]txtar.File{}
+	var served httpFiles
+	var tars archives
 	for _, f := range ar.Files {
 		switch {
 		case f.Name == "Dockerfile":
@@ -101,6 +114,8 @@ func runCase(t *testing.T, file string) {
 		case strings.HasPrefix(f.Name, "rootfs/"):
 			name, rest, _ := strings.Cut(strings.TrimPrefix(f.Name, "rootfs/"), "/")
 			rootfs[name] = append(rootfs[name], txtar.File{Name: rest, Data: f.Data})
+		case strings.HasPrefix(f.Name, "http/"):
+			served.add(f.Name, f.Data)
 		case strings.HasPrefix(f.Name, "want/"), strings.HasPrefix(f.Name, "image/"):
 		default:
 			t.Fatalf("unexpected section %q", f.Name)
@@ -166,6 +181,10 @@ func runCase(t *testing.T, file string) {
 			opts.Platform = &p
 		case "image", "imagedir":
 			writeBaseImage(t, ar, ctxDir, f[0] == "imagedir", f[1], f[2], f[3])
+		case "tar", "tarowner", "compress":
+			tars.directive(t, f)
+		case "http-mtime":
+			served.mtime(t, f)
 		default:
 			t.Fatalf("unknown directive %q (a description line starts with #)", line)
 		}
@@ -177,6 +196,8 @@ func runCase(t *testing.T, file string) {
 		}
 		must(t, writeRootfs(out, files, gz[name]))
 	}
+	tars.write(t, ctxDir)
+	dockerfile, unserve := served.serve(t, dockerfile, ctxDir)
 
 	got := map[string]string{}
 	pf, err := parser.Parse(bytes.NewReader(dockerfile), "Dockerfile")
@@ -216,6 +237,9 @@ func runCase(t *testing.T, file string) {
 		}
 		got["want/layers.txt"] = layers.String()
 		checkInvariants(t, res)
+	}
+	for k, v := range got {
+		got[k] = unserve(v)
 	}
 	imagetest.Golden(t, file, ar, got, *update)
 }

@@ -12,6 +12,34 @@ import (
 	"github.com/dfbuild/dfbuild/layerfs"
 )
 
+// sourceTree is where COPY and ADD read their sources from: the build context
+// (contextSource) or the filesystem of an earlier stage or image (imageSource). Paths
+// are in io/fs form ("." is the root) and never leave the tree: symlinks are resolved
+// inside its root.
+type sourceTree interface {
+	// resolve returns the real path of p, following symlinks on the way, and the
+	// last one too if followLast; missing components are kept.
+	resolve(p string, followLast bool) (string, error)
+	// lstat describes the entry at the real path p without following it.
+	lstat(p string) (fs.FileInfo, error)
+	// readDir lists the directory at the real path p in name order.
+	readDir(p string) ([]fs.DirEntry, error)
+	// node turns the entry at the real path p, described by fi, into a tree node
+	// that refers to its contents rather than holding them.
+	node(p string, fi fs.FileInfo) (*layerfs.Node, error)
+	// linkID identifies a regular file that has other hard links in the tree.
+	linkID(fi fs.FileInfo) (fileID, bool)
+	// excluded says why p is missing when the tree hides it on purpose, or "".
+	excluded(p string) string
+	// where names the tree in messages: "the build context".
+	where() string
+}
+
+var (
+	_ sourceTree = contextSource{}
+	_ sourceTree = imageSource{}
+)
+
 // contextSource reads the build context. Every path is resolved inside the context
 // root, symlinks included, so nothing outside it is ever read. Paths the build must
 // not see (its own output, what .dockerignore excludes) are missing from every read:
@@ -202,6 +230,10 @@ func (s contextSource) resolve(p string, followLast bool) (string, error) {
 	return strings.Join(names, "/"), nil
 }
 
+func (s contextSource) where() string { return "the build context" }
+
+func (s contextSource) linkID(fi fs.FileInfo) (fileID, bool) { return linkedID(fi) }
+
 // opener returns an Opener that reads the context file at the real path p.
 func (s contextSource) opener(p string) layerfs.Opener {
 	return func() (io.ReadCloser, error) { return s.fsys.Open(p) }
@@ -259,8 +291,69 @@ func unixMode(m fs.FileMode) uint32 {
 	return u
 }
 
-// fileID identifies a file with several hard links in the context.
+// fileID identifies a file with several hard links in its tree: a device and inode
+// in the build context, a link group in an image (dev imageDev).
 type fileID struct{ dev, ino uint64 }
+
+// imageDev is the device of every fileID taken from a layerfs tree; no real device
+// has this number.
+const imageDev = ^uint64(0)
+
+// imageSource reads the filesystem of an earlier stage or an image (COPY --from),
+// as it is when the COPY runs. Unlike the build context, its entries keep their
+// owners, and nothing is hidden: .dockerignore applies to the context only (C4).
+type imageSource struct {
+	fs   *layerfs.FS
+	view fs.ReadLinkFS // fs.IOFS()
+	name string        // for messages, such as `the --from source "build"`
+}
+
+func newImageSource(f *layerfs.FS, name string) imageSource {
+	return imageSource{fs: f, view: f.IOFS().(fs.ReadLinkFS), name: name}
+}
+
+func (s imageSource) where() string { return s.name }
+
+func (s imageSource) resolve(p string, followLast bool) (string, error) {
+	real, err := s.fs.Resolve(p, followLast)
+	if err != nil {
+		return "", err
+	}
+	if real == "/" {
+		return ".", nil
+	}
+	return real[1:], nil
+}
+
+func (s imageSource) lstat(p string) (fs.FileInfo, error) { return s.view.Lstat(p) }
+
+func (s imageSource) readDir(p string) ([]fs.DirEntry, error) {
+	return fs.ReadDir(s.view, p)
+}
+
+// node copies the tree's own node: its owner, mode, time and contents opener come
+// along, so the body is read from where the image got it, once, when the layer is
+// written. Its hard-link group belongs to the source tree and is dropped here; the
+// copy gives the new tree groups of its own (linkID).
+func (s imageSource) node(p string, fi fs.FileInfo) (*layerfs.Node, error) {
+	n, ok := fi.Sys().(*layerfs.Node)
+	if !ok {
+		return nil, fmt.Errorf("%s: no tree node behind the file info", p)
+	}
+	c := *n
+	c.HardLink = 0
+	return &c, nil
+}
+
+func (s imageSource) linkID(fi fs.FileInfo) (fileID, bool) {
+	n, ok := fi.Sys().(*layerfs.Node)
+	if !ok || n.HardLink == 0 || n.Type != layerfs.TypeReg {
+		return fileID{}, false
+	}
+	return fileID{imageDev, n.HardLink}, true
+}
+
+func (s imageSource) excluded(string) string { return "" }
 
 // linkedID returns the identity of a regular file that has more than one link.
 func linkedID(fi fs.FileInfo) (fileID, bool) {

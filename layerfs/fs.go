@@ -62,9 +62,37 @@ func Clean(p string) string { return path.Clean("/" + p) }
 // set. Components that do not exist are kept as they are, so the result also names
 // where a new entry would go.
 func (f *FS) Resolve(p string, followLast bool) (string, error) {
+	return f.resolve(nil, nil, p, followLast)
+}
+
+// ResolveIn is Resolve with the directory root standing in for the tree's root, as
+// a chroot into root would see the tree: absolute symlink targets start again at
+// root and ".." stops there, so the result is root or a path below it. root must be
+// the real path of a directory. ADD extracts archives this way.
+func (f *FS) ResolveIn(root, p string, followLast bool) (string, error) {
+	base := split(root)
+	nodes := make([]*Node, len(base))
+	n := f.root
+	for i, name := range base {
+		if n.Type == TypeDir {
+			n = n.children[name]
+		} else {
+			n = nil
+		}
+		if n == nil || n.Type != TypeDir {
+			return "", &fs.PathError{Op: "resolve", Path: root, Err: syscall.ENOTDIR}
+		}
+		nodes[i] = n
+	}
+	return f.resolve(base, nodes, p, followLast)
+}
+
+// resolve walks p from the directory base (whose nodes are baseNodes), which it
+// never leaves.
+func (f *FS) resolve(base []string, baseNodes []*Node, p string, followLast bool) (string, error) {
 	todo := split(p)
-	var names []string
-	var nodes []*Node // nodes[i] is the node at names[:i+1], nil if it does not exist
+	names := append([]string(nil), base...)
+	nodes := append([]*Node(nil), baseNodes...) // nodes[i] is the node at names[:i+1], nil if it does not exist
 	links := 0
 	for len(todo) > 0 {
 		name := todo[0]
@@ -73,7 +101,7 @@ func (f *FS) Resolve(p string, followLast bool) (string, error) {
 		case "", ".":
 			continue
 		case "..":
-			if len(names) > 0 {
+			if len(names) > len(base) {
 				names, nodes = names[:len(names)-1], nodes[:len(nodes)-1]
 			}
 			continue
@@ -97,7 +125,7 @@ func (f *FS) Resolve(p string, followLast bool) (string, error) {
 				return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ENOENT}
 			}
 			if strings.HasPrefix(child.Target, "/") {
-				names, nodes = nil, nil
+				names, nodes = names[:len(base)], nodes[:len(base)]
 			}
 			todo = append(strings.Split(child.Target, "/"), todo...)
 			continue
@@ -216,6 +244,42 @@ func (f *FS) Put(p string, n *Node) error {
 		c.children = map[string]*Node{}
 	}
 	f.attach(parent, p, &c, old)
+	return nil
+}
+
+// Apply lays the tree upper over f the way a layer holding all of upper would be
+// unpacked onto it: each entry of upper replaces whatever f has at its path, except
+// that a directory meeting a directory keeps its contents and takes upper's metadata.
+// Symlinks in f are never followed, so a directory of upper replaces a symlink of f.
+// Hard-link groups of upper get numbers of f. This is what COPY --link does
+// (BuildKit's MergeOp): the copy is made in an empty tree, then merged.
+func (f *FS) Apply(upper *FS) error {
+	groups := map[uint64]uint64{}
+	var dirs []string
+	err := upper.Walk(func(p string, n *Node) error {
+		c := n.header()
+		if c.HardLink != 0 {
+			g, ok := groups[c.HardLink]
+			if !ok {
+				g = f.NewLinkGroup()
+				groups[c.HardLink] = g
+			}
+			c.HardLink = g
+		}
+		if c.Type == TypeDir {
+			dirs = append(dirs, p)
+		}
+		return f.Put(p, &c)
+	})
+	if err != nil {
+		return err
+	}
+	// Putting entries into a directory stamped it with the build time; in a layer each
+	// directory carries its own metadata, so upper's is put back, deepest first.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		u := upper.Get(dirs[i])
+		f.SetMeta(dirs[i], func(n *Node) { copyMeta(n, u) })
+	}
 	return nil
 }
 
