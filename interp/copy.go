@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/moby/patternmatcher"
 
@@ -225,142 +223,8 @@ func splitSources(in *parser.Copy) (paths []string, docs []parser.Heredoc, err e
 	return paths, docs, nil
 }
 
-// heredocExpander expands here-document bodies: BuildKit uses a lexer of its own for
-// them, with "\" as the escape character whatever the Dockerfile's is.
-var heredocExpander = parser.NewExpander('\\')
-
-// expandHeredoc expands the body of a here-document whose delimiter was not quoted,
-// as BuildKit's SourcesAndDest.ExpandRaw does: variables are replaced and "\"
-// escapes the next character, but quotes are ordinary characters (the lexer's
-// SkipProcessQuotes mode). The expander processes quotes, so the body is rewritten
-// first to make every quote literal for it: escaped, or, inside the operands that
-// keep their escapes (the patterns of ${v#p}, ${v%p}, ${v/p/r}), quoted.
-func expandHeredoc(body string, env []string) (string, error) {
-	r := rawQuotes{s: body}
-	r.word(0, false)
-	return heredocExpander.Word(r.out.String(), env)
-}
-
-// rawQuotes rewrites a here-document body for expandHeredoc, following the lexer's
-// structure (BuildKit's shell.processStopOn and processDollar) to know which
-// operand each quote is in.
-type rawQuotes struct {
-	s   string
-	i   int
-	out strings.Builder
-}
-
-// word copies up to and including stop (0: the end); raw is whether the lexer keeps
-// escapes there.
-func (r *rawQuotes) word(stop byte, raw bool) {
-	for r.i < len(r.s) {
-		c := r.s[r.i]
-		switch {
-		case stop != 0 && c == stop:
-			r.out.WriteByte(c)
-			r.i++
-			return
-		case c == '$':
-			r.dollar()
-		case c == '"' || c == '\'':
-			switch {
-			case !raw:
-				r.out.WriteByte('\\')
-				r.out.WriteByte(c)
-			case c == '"':
-				r.out.WriteString(`'"'`)
-			default:
-				r.out.WriteString(`"'"`)
-			}
-			r.i++
-		case c == '\\':
-			r.out.WriteByte(c)
-			r.i++
-			if r.i < len(r.s) {
-				r.out.WriteByte(r.s[r.i])
-				r.i++
-			}
-		default:
-			r.out.WriteByte(c)
-			r.i++
-		}
-	}
-}
-
-func (r *rawQuotes) next() (byte, bool) {
-	if r.i >= len(r.s) {
-		return 0, false
-	}
-	c := r.s[r.i]
-	r.out.WriteByte(c)
-	r.i++
-	return c, true
-}
-
-// dollar copies a variable reference starting at "$".
-func (r *rawQuotes) dollar() {
-	r.next()
-	if r.i >= len(r.s) || r.s[r.i] != '{' {
-		r.name()
-		return
-	}
-	r.next()
-	if r.i >= len(r.s) || strings.IndexByte("{}:", r.s[r.i]) >= 0 {
-		return // the lexer fails here, whatever follows
-	}
-	r.name()
-	c, ok := r.next()
-	if !ok {
-		return
-	}
-	switch c {
-	case ':':
-		if c, ok = r.next(); !ok {
-			return
-		}
-		r.word('}', c == '#' || c == '%')
-	case '+', '-', '?':
-		r.word('}', false)
-	case '#', '%':
-		r.word('}', true)
-	case '/':
-		if r.i < len(r.s) && r.s[r.i] == '/' {
-			r.next()
-		}
-		r.word('/', true)
-		r.word('}', true)
-	}
-}
-
-// name copies a variable name as the lexer's processName reads it: a run of
-// digits, one special parameter, or letters, digits and "_".
-func (r *rawQuotes) name() {
-	first := true
-	for r.i < len(r.s) {
-		ch, size := utf8.DecodeRuneInString(r.s[r.i:])
-		switch {
-		case first && unicode.IsDigit(ch):
-			for r.i < len(r.s) {
-				ch, size = utf8.DecodeRuneInString(r.s[r.i:])
-				if !unicode.IsDigit(ch) {
-					return
-				}
-				r.out.WriteString(r.s[r.i : r.i+size])
-				r.i += size
-			}
-			return
-		case first && strings.ContainsRune("@*#?-$!0", ch):
-			r.out.WriteString(r.s[r.i : r.i+size])
-			r.i += size
-			return
-		case !unicode.IsLetter(ch) && !unicode.IsDigit(ch) && ch != '_':
-			return
-		}
-		r.out.WriteString(r.s[r.i : r.i+size])
-		r.i += size
-		first = false
-	}
-}
+// expandHeredoc expands the body of a here-document whose delimiter was not quoted.
+var expandHeredoc = parser.ExpandHeredoc
 
 // copyArg is one source of a COPY or ADD and what it matched.
 type copyArg struct {

@@ -12,70 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
-
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 	"github.com/dfbuild/dfbuild/parser"
 )
-
-// heredocBodies are bodies whose expansion BuildKit's own lexer decides.
-var heredocBodies = []string{
-	"hello $NAME\n",
-	"echo \"$NAME\" '$NAME' \\$NAME \\\\ ${NAME:-x}\n",
-	"trailing backslash \\",
-	"quotes \" and ' alone\n",
-	"\\\"escaped quote\\\" and \\'\n",
-	"${UNSET:-\"default\"} ${NAME:+'alt'} ${NAME#w}\n",
-	"multi\nline $NAME\n\ttabbed\n",
-	"dollar at end $",
-	"`backtick` \\` $$ $1\n",
-	"ünïcödé $NAME \\é\n",
-	// Quotes in the operands that keep their escapes (found by FuzzExpandHeredoc).
-	"${NAME#w\"}0 ${NAME%'d} ${NAME/o/\"'} $${NAME#\"}\n",
-}
-
-var heredocEnv = []string{"NAME=world", "EMPTY="}
-
-// buildkitHeredoc expands a body as BuildKit's dispatch does for an unquoted
-// here-document (convert.go, ExpandRaw with SkipProcessQuotes).
-func buildkitHeredoc(body string, env []string) (string, error) {
-	lex := shell.NewLex('\\')
-	lex.SkipProcessQuotes = true
-	res, _, err := lex.ProcessWord(body, shell.EnvsFromSlice(env))
-	return res, err
-}
-
-func TestExpandHeredocMatchesBuildKit(t *testing.T) {
-	for _, body := range heredocBodies {
-		want, wantErr := buildkitHeredoc(body, heredocEnv)
-		got, err := expandHeredoc(body, heredocEnv)
-		if (err != nil) != (wantErr != nil) || got != want {
-			t.Errorf("expandHeredoc(%q) = %q, %v; BuildKit gives %q, %v", body, got, err, want, wantErr)
-		}
-	}
-	// The case testCopyHeredocSpecialSymbols checks: an unquoted body "\" is "\n"... as
-	// a lone trailing backslash is dropped.
-	if got, _ := expandHeredoc("\\\n", nil); got != "\n" {
-		t.Errorf(`expandHeredoc("\\\n") = %q, want "\n"`, got)
-	}
-}
-
-func FuzzExpandHeredoc(f *testing.F) {
-	for _, b := range heredocBodies {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, body string) {
-		want, wantErr := buildkitHeredoc(body, heredocEnv)
-		got, err := expandHeredoc(body, heredocEnv)
-		if (err != nil) != (wantErr != nil) {
-			t.Fatalf("expandHeredoc(%q): error %v; BuildKit: %v", body, err, wantErr)
-		}
-		if err == nil && got != want {
-			t.Fatalf("expandHeredoc(%q) = %q; BuildKit gives %q", body, got, want)
-		}
-	})
-}
 
 func TestSplitSources(t *testing.T) {
 	f, err := parser.Parse(strings.NewReader("FROM scratch\nCOPY a <<EOF b <<-\"TWO\" /d/\none\nEOF\n\ttwo\n\tTWO\n"), "Dockerfile")

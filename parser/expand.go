@@ -31,3 +31,14 @@ func (e *Expander) Word(word string, env []string) (string, error) {
 func (e *Expander) Words(word string, env []string) ([]string, error) {
 	return e.lex.ProcessWords(word, shell.EnvsFromSlice(env))
 }
+
+// ExpandHeredoc expands the body of a here-document whose delimiter was not quoted, as
+// BuildKit does: variables are replaced and "\" escapes, but quotes stay as they are
+// (the lexer's SkipProcessQuotes mode), and "\" is the escape character whatever the
+// Dockerfile's is, because BuildKit gives here-documents a lexer of their own.
+func ExpandHeredoc(body string, env []string) (string, error) {
+	lex := shell.NewLex('\\')
+	lex.SkipProcessQuotes = true
+	res, _, err := lex.ProcessWord(body, shell.EnvsFromSlice(env))
+	return res, err
+}
