@@ -40,7 +40,7 @@ func parseChown(f *layerfs.FS, s string) (uid, gid int, err error) {
 	if hasGroup && g == "" {
 		return 0, 0, fmt.Errorf("--chown=%s names no group after the colon; give a group name or id, or leave the colon out", s)
 	}
-	users := userDB{fs: f, file: passwdFile, kind: "user", flag: s}
+	users := userDB{fs: f, file: passwdFile, kind: "user", label: "--chown=" + s}
 	uid, primary, err := users.lookup(u)
 	if err != nil {
 		return 0, 0, err
@@ -48,7 +48,7 @@ func parseChown(f *layerfs.FS, s string) (uid, gid int, err error) {
 	if !hasGroup {
 		return uid, primary, nil
 	}
-	groups := userDB{fs: f, file: groupFile, kind: "group", flag: s}
+	groups := userDB{fs: f, file: groupFile, kind: "group", label: "--chown=" + s}
 	gid, _, err = groups.lookup(g)
 	return uid, gid, err
 }
@@ -75,16 +75,16 @@ type userDB struct {
 	fs   *layerfs.FS
 	file string // passwdFile or groupFile
 	kind string // "user" or "group"
-	flag string // the --chown value, for messages
+	label string // what is resolved, as messages start: "--chown=app:staff" or "USER app"
 	data []byte
 }
 
-// lookup resolves one part of --chown: its id and, for a user, the primary gid (for a
+// lookup resolves one part of --chown or USER: its id and, for a user, the primary gid (for a
 // number or "root", the number itself).
 func (db *userDB) lookup(name string) (id, primary int, err error) {
 	n, numeric, err := parseID(name)
 	if err != nil {
-		return 0, 0, fmt.Errorf("--chown=%s: %w", db.flag, err)
+		return 0, 0, fmt.Errorf("%s: %w", db.label, err)
 	}
 	if numeric {
 		return n, n, nil
@@ -97,7 +97,7 @@ func (db *userDB) lookup(name string) (id, primary int, err error) {
 	}
 	fields, line := findEntry(db.data, name)
 	if fields == nil {
-		return 0, 0, fmt.Errorf("--chown=%s: no %s %q in the image's %s", db.flag, db.kind, name, db.file)
+		return 0, 0, fmt.Errorf("%s: no %s %q in the image's %s", db.label, db.kind, name, db.file)
 	}
 	// passwd: name:password:uid:gid:...; group: name:password:gid:members.
 	if id, err = db.entryID(fields, 2, line); err != nil {
@@ -118,12 +118,12 @@ func (db *userDB) entryID(fields []string, i, line int) (int, error) {
 		what = "uid"
 	}
 	if i >= len(fields) {
-		return 0, fmt.Errorf("--chown=%s: line %d of the image's %s has no %s for %s %q", db.flag, line, db.file, what, db.kind, fields[0])
+		return 0, fmt.Errorf("%s: line %d of the image's %s has no %s for %s %q", db.label, line, db.file, what, db.kind, fields[0])
 	}
 	n, err := strconv.ParseInt(fields[i], 10, 64)
 	if err != nil || n < 0 || n > math.MaxInt32 {
-		return 0, fmt.Errorf("--chown=%s: line %d of the image's %s gives %s %q the %s %q, which is not a valid id",
-			db.flag, line, db.file, db.kind, fields[0], what, fields[i])
+		return 0, fmt.Errorf("%s: line %d of the image's %s gives %s %q the %s %q, which is not a valid id",
+			db.label, line, db.file, db.kind, fields[0], what, fields[i])
 	}
 	return int(n), nil
 }
@@ -136,17 +136,17 @@ func (db *userDB) load(name string) error {
 	}
 	n, _, err := db.fs.Stat(db.file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("--chown=%s: the image has no %s to look up the %s %q in; use numeric ids, or copy an %s into the image first",
-			db.flag, db.file, db.kind, name, db.file)
+		return fmt.Errorf("%s: the image has no %s to look up the %s %q in; use numeric ids, or copy an %s into the image first",
+			db.label, db.file, db.kind, name, db.file)
 	}
 	if err != nil {
-		return fmt.Errorf("--chown=%s: reading the image's %s: %w", db.flag, db.file, err)
+		return fmt.Errorf("%s: reading the image's %s: %w", db.label, db.file, err)
 	}
 	if n.Type != layerfs.TypeReg {
-		return fmt.Errorf("--chown=%s: the image's %s is a %s, not a regular file", db.flag, db.file, n.Type)
+		return fmt.Errorf("%s: the image's %s is a %s, not a regular file", db.label, db.file, n.Type)
 	}
 	if n.Size > maxUserFileBytes {
-		return fmt.Errorf("--chown=%s: the image's %s is larger than %d bytes", db.flag, db.file, maxUserFileBytes)
+		return fmt.Errorf("%s: the image's %s is larger than %d bytes", db.label, db.file, maxUserFileBytes)
 	}
 	db.data = []byte{}
 	if n.Content == nil || n.Size == 0 {
@@ -154,15 +154,15 @@ func (db *userDB) load(name string) error {
 	}
 	rc, err := n.Content()
 	if err != nil {
-		return fmt.Errorf("--chown=%s: reading the image's %s: %w", db.flag, db.file, err)
+		return fmt.Errorf("%s: reading the image's %s: %w", db.label, db.file, err)
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, maxUserFileBytes+1))
 	if err != nil {
-		return fmt.Errorf("--chown=%s: reading the image's %s: %w", db.flag, db.file, err)
+		return fmt.Errorf("%s: reading the image's %s: %w", db.label, db.file, err)
 	}
 	if len(data) > maxUserFileBytes {
-		return fmt.Errorf("--chown=%s: the image's %s is larger than %d bytes", db.flag, db.file, maxUserFileBytes)
+		return fmt.Errorf("%s: the image's %s is larger than %d bytes", db.label, db.file, maxUserFileBytes)
 	}
 	db.data = data
 	return nil

@@ -3,8 +3,6 @@ package interp
 import (
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"maps"
 	"net"
 	"path"
@@ -240,13 +238,9 @@ func (b *builder) dispatchWorkdir(st *stage, in *parser.Workdir, p string, step 
 	// The owner matters only for directories that do not exist yet; looking it up
 	// otherwise would only risk a needless warning.
 	if n, _, err := st.fs.Stat(wd); err != nil || !n.IsDir() {
-		uid, gid, warnings, err := workdirOwner(st.fs, st.config.Config.User)
+		uid, gid, err := workdirOwner(st.fs, st.config.Config.User)
 		if err != nil {
 			return err
-		}
-		loc := in.Location()
-		for _, w := range warnings {
-			b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("%s:%d: WORKDIR %s: %s", loc.File, loc.Line, wd, w))
 		}
 		dir.UID, dir.GID = uid, gid
 	}
@@ -283,97 +277,20 @@ func normalizeWorkdir(current, p string) string {
 // A name the files do not list, or a missing file, is an error, as for COPY --chown
 // (README, difference 6): BuildKit fails on a missing file but silently uses 0 for a
 // name the file lacks, and a container started from the image would fail on it.
-func workdirOwner(root *layerfs.FS, user string) (uid, gid int, warnings []string, err error) {
+func workdirOwner(root *layerfs.FS, user string) (uid, gid int, err error) {
 	if user == "" {
-		return 0, 0, nil, nil
+		return 0, 0, nil
 	}
 	u, g, _ := strings.Cut(user, ":")
-	if id, ok := numericID(u); ok {
-		uid, gid = id, id
-	} else {
-		fields, why, err := lookupAccount(root, passwdFile, u)
-		if err != nil {
-			return 0, 0, nil, err
-		}
-		if fields == nil {
-			return 0, 0, nil, fmt.Errorf("cannot create the directory for USER %s: user %q %s", user, u, why)
-		} else {
-			uid, gid = accountID(fields, 2), accountID(fields, 3)
-		}
+	label := "creating the directory for USER " + user
+	users := userDB{fs: root, file: passwdFile, kind: "user", label: label}
+	uid, gid, err = users.lookup(u)
+	if err != nil || g == "" {
+		return uid, gid, err
 	}
-	if g == "" {
-		return uid, gid, warnings, nil
-	}
-	if id, ok := numericID(g); ok {
-		return uid, id, warnings, nil
-	}
-	fields, why, err := lookupAccount(root, groupFile, g)
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	if fields == nil {
-		return 0, 0, nil, fmt.Errorf("cannot create the directory for USER %s: group %q %s", user, g, why)
-	}
-	return uid, accountID(fields, 2), warnings, nil
-}
-
-// numericID reads a USER part as BuildKit's llb.WithUser does: "root", or a number
-// that fits 32 bits. Negative numbers, which no file system can store, count as names.
-func numericID(s string) (int, bool) {
-	if s == "root" {
-		return 0, true
-	}
-	n, err := strconv.ParseInt(s, 10, 32)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return int(n), true
-}
-
-// accountID reads an id field of an /etc/passwd or /etc/group entry as moby/sys/user
-// does, which BuildKit uses: a field that is missing or not a number is 0.
-func accountID(fields []string, i int) int {
-	if i >= len(fields) {
-		return 0
-	}
-	n, _ := strconv.Atoi(fields[i])
-	return n
-}
-
-// lookupAccount finds name in the image's passwd or group file. A missing entry, or
-// a missing file (on the way to which a non-directory counts as missing, as in
-// BuildKit), returns nil fields and why; a file that is there but cannot be read is
-// an error, as in BuildKit.
-func lookupAccount(root *layerfs.FS, file, name string) (fields []string, why string, err error) {
-	n, _, err := root.Stat(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "cannot be looked up: the image has no " + file, nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("reading the image's %s: %w", file, err)
-	}
-	if n.Type != layerfs.TypeReg {
-		return nil, "", fmt.Errorf("the image's %s is a %s, not a regular file", file, n.Type)
-	}
-	if n.Size > maxUserFileBytes {
-		return nil, "", fmt.Errorf("the image's %s is larger than %d bytes", file, maxUserFileBytes)
-	}
-	var data []byte
-	if n.Content != nil && n.Size > 0 {
-		rc, err := n.Content()
-		if err != nil {
-			return nil, "", fmt.Errorf("reading the image's %s: %w", file, err)
-		}
-		data, err = io.ReadAll(io.LimitReader(rc, maxUserFileBytes+1))
-		rc.Close()
-		if err != nil {
-			return nil, "", fmt.Errorf("reading the image's %s: %w", file, err)
-		}
-	}
-	if fields, _ = findEntry(data, name); fields == nil {
-		return nil, "is not in the image's " + file, nil
-	}
-	return fields, "", nil
+	groups := userDB{fs: root, file: groupFile, kind: "group", label: label}
+	gid, _, err = groups.lookup(g)
+	return uid, gid, err
 }
 
 // parsePort normalises one EXPOSE word, [ip:][hostport:]port[-end][/proto], to the
