@@ -298,9 +298,13 @@ func (x *tarExtractor) entry(hdr *tar.Header, off int64) error {
 }
 
 // header returns a node with the metadata of an entry's header: mode, owner (or the
-// --chown ids) and mtime, bounded as go-archive bounds it.
+// --chown ids), mtime, bounded as go-archive bounds it, and the security.capability
+// xattr.
 func (x *tarExtractor) header(hdr *tar.Header) (*layerfs.Node, error) {
 	n := &layerfs.Node{Mode: uint32(hdr.Mode) & 0o7777, UID: hdr.Uid, GID: hdr.Gid, ModTime: boundTime(hdr.ModTime)}
+	// go-archive sets every SCHILY.xattr record as an xattr of what it extracts, after
+	// the chown that would clear a capability; the layer keeps security.capability.
+	n.Capability = hdr.PAXRecords[layerfs.PAXCapability]
 	if x.chown {
 		n.UID, n.GID = x.uid, x.gid
 	} else if hdr.Uid < 0 || hdr.Uid > math.MaxInt32 || hdr.Gid < 0 || hdr.Gid > math.MaxInt32 {
@@ -342,9 +346,15 @@ func (x *tarExtractor) hardLink(hdr *tar.Header, real string, n *layerfs.Node) e
 	if g == 0 {
 		g = x.fs.NewLinkGroup()
 	}
+	// The link's xattrs are set on the shared inode; without any, it keeps the
+	// target's.
+	if _, ok := hdr.PAXRecords[layerfs.PAXCapability]; !ok {
+		n.Capability = t.Capability
+	}
 	// SetMeta takes a file whose metadata changes out of its group; it joins g after.
 	x.fs.SetMeta(tgt, func(m *layerfs.Node) {
 		m.Mode, m.UID, m.GID, m.ModTime, m.Stamped = n.Mode, n.UID, n.GID, n.ModTime, false
+		m.Capability = n.Capability
 	})
 	x.fs.SetMeta(tgt, func(m *layerfs.Node) { m.HardLink = g })
 	n.Type, n.Size, n.Content, n.HardLink = layerfs.TypeReg, t.Size, t.Content, g

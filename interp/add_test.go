@@ -88,7 +88,8 @@ func (a archives) write(t *testing.T, ctxDir string) {
 // writeTar writes context/NAME from context/DIR as `tar -C DIR -cf NAME .` would:
 // names start with "./", the root included, entries in walk order, hard links to the
 // first name of a file, owners 0:0 unless tarowner says otherwise, mtimes no later
-// than the default epoch. With nodirs it leaves the directories out.
+// than the default epoch, a file's security.capability xattr as its PAX record.
+// With nodirs it leaves the directories out.
 func writeTar(t *testing.T, ctxDir string, s *tarSpec) {
 	t.Helper()
 	var buf bytes.Buffer
@@ -145,6 +146,11 @@ func writeTar(t *testing.T, ctxDir string, s *tarSpec) {
 			} else {
 				inodes[st.Ino] = name
 			}
+		}
+		// The capability xattr (the xattr directive) goes in as GNU tar --xattrs and
+		// go-archive write it.
+		if c := fileCapability(p); c != "" && fi.Mode().IsRegular() {
+			h.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": c}
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			return err

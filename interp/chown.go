@@ -72,11 +72,11 @@ func parseID(s string) (id int, numeric bool, err error) {
 
 // userDB looks names up in one of the image's account files.
 type userDB struct {
-	fs   *layerfs.FS
-	file string // passwdFile or groupFile
-	kind string // "user" or "group"
+	fs    *layerfs.FS
+	file  string // passwdFile or groupFile
+	kind  string // "user" or "group"
 	label string // what is resolved, as messages start: "--chown=app:staff" or "USER app"
-	data []byte
+	data  []byte
 }
 
 // lookup resolves one part of --chown or USER: its id and, for a user, the primary gid (for a

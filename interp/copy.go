@@ -538,10 +538,22 @@ func (b *builder) notFound(tree sourceTree, written, clean string, err error) er
 	// A source that .dockerignore excludes is missing too (C5); say which line did it.
 	if why := tree.excluded(clean); why != "" {
 		msg += ": " + why
+	} else if dangling(tree, clean) {
+		msg += ": it is a symlink, and what it points to does not exist there"
 	} else if near := nearest(tree, clean); near != "" {
 		msg += fmt.Sprintf("; did you mean %q?", near)
 	}
 	return errors.New(msg)
+}
+
+// dangling reports whether clean names a symlink whose target is missing.
+func dangling(tree sourceTree, clean string) bool {
+	real, err := tree.resolve(clean, false)
+	if err != nil {
+		return false
+	}
+	fi, err := tree.lstat(real)
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0
 }
 
 // nearest finds the existing path closest to a missing one: the deepest existing

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ const defaultEpoch = 1700000000
 //	chmod MODE PATH       set a context file's mode (octal)
 //	mtime UNIX PATH       set a context file's mtime
 //	mkdir PATH            make an empty directory in the context
+//	xattr PATH NAME VALUE set an extended attribute of a context file (VALUE may be
+//	                      Go-quoted); a case the filesystem or the privileges refuse
+//	                      is skipped, and fails under CI=true
 //	gzip NAME             compress the rootfs tarball NAME
 //	build-context N=PATH  as --build-context (PATH relative to the context)
 //	epoch N | noepoch     SOURCE_DATE_EPOCH (default 1700000000)
@@ -149,6 +153,8 @@ func runCase(t *testing.T, file string) {
 			must(t, os.Link(filepath.Join(ctxDir, f[2]), filepath.Join(ctxDir, f[1])))
 		case "mkdir":
 			must(t, os.MkdirAll(filepath.Join(ctxDir, f[1]), 0o755))
+		case "xattr":
+			setXattr(t, filepath.Join(ctxDir, f[1]), f[2], strings.Join(f[3:], " "))
 		case "gzip":
 			gz[f[1]] = true
 		case "build-context":
@@ -391,6 +397,23 @@ func writeRootfs(out string, files []txtar.File, compress bool) error {
 		return zw.Close()
 	}
 	return nil
+}
+
+// setXattr sets the xattr name of the file p to value, Go-quoted or not. Setting
+// security.capability takes CAP_SETFCAP: without it, or on a filesystem without
+// xattrs, the case is skipped, unless CI=true says the environment must allow it.
+func setXattr(t *testing.T, p, name, value string) {
+	t.Helper()
+	if strings.HasPrefix(value, `"`) {
+		v, err := strconv.Unquote(value)
+		must(t, err)
+		value = v
+	}
+	err := setFileXattr(p, name, value)
+	if (errors.Is(err, syscall.EPERM) || errors.Is(err, errors.ErrUnsupported)) && os.Getenv("CI") != "true" {
+		t.Skipf("cannot set the xattr %s here (%v): the case needs CAP_SETFCAP and xattr support; CI=true makes this a failure", name, err)
+	}
+	must(t, err)
 }
 
 func must(t *testing.T, err error) {

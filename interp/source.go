@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"reflect"
 	"strings"
 	"syscall"
 
@@ -53,6 +55,30 @@ type contextSource struct {
 	hidden       map[string]bool
 	hiddenPrefix string
 	ignore       *ignoreFilter // nil without a .dockerignore
+	// osDir is the directory behind fsys when it is os.DirFS, whose files' xattrs
+	// are read from the OS; "" otherwise.
+	osDir string
+}
+
+// capabilityFS is a context filesystem that serves its files' security.capability
+// xattr itself: Capability returns "" for a file without one. A context that is
+// neither this nor os.DirFS has no xattrs.
+type capabilityFS interface {
+	Capability(name string) (string, error)
+}
+
+// capability returns the security.capability xattr of the regular file at the real
+// path p, "" when it has none (BuildKit's context transfer sends the file's xattrs;
+// its layer writer keeps that one, C20).
+func (s contextSource) capability(p string) (string, error) {
+	if c, ok := s.fsys.(capabilityFS); ok {
+		return c.Capability(p)
+	}
+	if s.osDir == "" {
+		return "", nil
+	}
+	// os.DirFS names its files this way.
+	return getCapability(s.osDir + "/" + p)
 }
 
 func (s contextSource) isHidden(p string) bool {
@@ -137,6 +163,11 @@ func (s contextSource) readDir(p string) ([]fs.DirEntry, error) {
 
 func newContextSource(fsys fs.ReadLinkFS, hide []string, ignore *IgnoreFile) (contextSource, error) {
 	s := contextSource{fsys: fsys, hidden: map[string]bool{}}
+	if reflect.TypeOf(fsys) == reflect.TypeOf(os.DirFS(".")) {
+		// os.DirFS is a string type holding its directory, which it does not expose
+		// otherwise; xattrs are read by path.
+		s.osDir = reflect.ValueOf(fsys).String()
+	}
 	for _, h := range hide {
 		h = strings.TrimPrefix(path.Clean("/"+h), "/")
 		s.hidden[h] = true
@@ -239,8 +270,9 @@ func (s contextSource) opener(p string) layerfs.Opener {
 	return func() (io.ReadCloser, error) { return s.fsys.Open(p) }
 }
 
-// node turns a context entry into a tree node: mode, mtime and contents come from the
-// file, the owner is root (BuildKit resets the ids of every context file to 0).
+// node turns a context entry into a tree node: mode, mtime, contents and, for a
+// regular file, the security.capability xattr come from the file, the owner is root
+// (BuildKit resets the ids of every context file to 0).
 // ok is false for entries a layer cannot hold.
 func (s contextSource) node(p string, fi fs.FileInfo) (*layerfs.Node, error) {
 	m := fi.Mode()
@@ -250,6 +282,11 @@ func (s contextSource) node(p string, fi fs.FileInfo) (*layerfs.Node, error) {
 		n.Type = layerfs.TypeDir
 	case m.IsRegular():
 		n.Type, n.Size, n.Content = layerfs.TypeReg, fi.Size(), s.opener(p)
+		c, err := s.capability(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading the security.capability xattr: %w", err)
+		}
+		n.Capability = c
 	case m&fs.ModeSymlink != 0:
 		target, err := s.fsys.ReadLink(p)
 		if err != nil {

@@ -1,9 +1,13 @@
 package layerfs
 
 import (
+	"bytes"
+	"io"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Whiteout names, from the OCI image spec ("Whiteouts", image-layout layer.md): a file
@@ -29,6 +33,12 @@ type Changes struct {
 // Commit captures what changed since the previous commit as a layer's entries and
 // starts a new, empty change set. Entries are snapshots: later changes to the tree do
 // not alter them.
+//
+// A path that ends as it was before the layer is left out, as BuildKit's layer
+// differs (overlay sameDirent, continuity's sameFile) leave it out: see unchanged.
+// It is still written as the parent of an entry that stays, and a file stays when
+// another entry of the layer is in its hard-link group, since the layer writes that
+// entry as a link to the first of the group.
 func (f *FS) Commit() *Changes {
 	out := map[string]Entry{}
 	add := func(p string, n *Node) {
@@ -43,11 +53,16 @@ func (f *FS) Commit() *Changes {
 			}
 		}
 	}
+	var same []string // changed paths that end as they began
 	for p := range f.changed {
 		if p == "/" {
 			continue
 		}
 		if n := f.Get(p); n != nil {
+			if f.unchanged(p, n) {
+				same = append(same, p)
+				continue
+			}
 			add(p, n)
 			addParents(p)
 		}
@@ -71,6 +86,18 @@ func (f *FS) Commit() *Changes {
 			out[wh] = Entry{Path: wh, Node: Node{Type: TypeReg}, Whiteout: true}
 		}
 	}
+	groups := map[uint64]bool{}
+	for _, e := range out {
+		if e.Node.Type == TypeReg && e.Node.HardLink != 0 {
+			groups[e.Node.HardLink] = true
+		}
+	}
+	for _, p := range same {
+		if n := f.Get(p); n.Type == TypeReg && n.HardLink != 0 && groups[n.HardLink] {
+			add(p, n)
+			addParents(p)
+		}
+	}
 	c := &Changes{Entries: make([]Entry, 0, len(out))}
 	for _, e := range out {
 		c.Entries = append(c.Entries, e)
@@ -79,7 +106,89 @@ func (f *FS) Commit() *Changes {
 	f.changed = map[string]struct{}{}
 	f.created = map[string]struct{}{}
 	f.removed = map[string]Type{}
+	f.before = map[string]*Node{}
 	return c
+}
+
+// unchanged reports whether the changed path p, now n, is what it was before the
+// layer. A directory that replaced a directory, and whatever is below one, always
+// stays: the layer hides the old contents with an opaque whiteout in it.
+func (f *FS) unchanged(p string, n *Node) bool {
+	b := f.before[p]
+	if b == nil {
+		return false
+	}
+	for d := p; d != "/"; d = path.Dir(d) {
+		if t, ok := f.removed[d]; ok && t == TypeDir {
+			return false
+		}
+	}
+	return sameEntry(b, n)
+}
+
+// sameEntry is the rule of BuildKit's layer differs (moby/buildkit util/overlay
+// sameDirent, a port of containerd/continuity fs sameFile): the same type, mode and
+// owner, and for anything but a directory also the same mtime and size, then the
+// same symlink target, device numbers or contents. A directory's mtime does not
+// count: one that only got a new mtime is not written (unless as a parent), so the
+// image keeps its old one. Contents are compared only when all else matches,
+// streamed. Where BuildKit trusts equal nanosecond mtimes, dfbuild still compares
+// the contents. Fields of Node not named here are compared too, so that one added
+// later counts as a change until this rule says otherwise.
+func sameEntry(a, b *Node) bool {
+	x, y := a.header(), b.header()
+	if x.Type != y.Type || x.Mode != y.Mode || x.UID != y.UID || x.GID != y.GID {
+		return false
+	}
+	if x.Type != TypeDir && (x.Stamped != y.Stamped || !x.Stamped && !x.ModTime.Equal(y.ModTime)) {
+		return false
+	}
+	// What was compared above, and what a layer entry does not carry itself (the
+	// link group is the caller's; contents are compared last).
+	x.ModTime, y.ModTime, x.Stamped, y.Stamped = time.Time{}, time.Time{}, false, false
+	x.Content, y.Content, x.HardLink, y.HardLink = nil, nil, 0, 0
+	if !reflect.DeepEqual(x, y) {
+		return false
+	}
+	if x.Type != TypeReg || x.Size == 0 {
+		return true
+	}
+	return sameContent(a.Content, b.Content, x.Size)
+}
+
+// sameContent reports whether two openers give the same size bytes, reading both a
+// block at a time. A body that cannot be read counts as different: the entry stays,
+// and writing the layer reports the error.
+func sameContent(a, b Opener, size int64) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	ra, err := a()
+	if err != nil {
+		return false
+	}
+	defer ra.Close()
+	rb, err := b()
+	if err != nil {
+		return false
+	}
+	defer rb.Close()
+	const block = 32 << 10
+	ba, bb := make([]byte, block), make([]byte, block)
+	for size > 0 {
+		n := int(min(size, block))
+		if _, err := io.ReadFull(ra, ba[:n]); err != nil {
+			return false
+		}
+		if _, err := io.ReadFull(rb, bb[:n]); err != nil {
+			return false
+		}
+		if !bytes.Equal(ba[:n], bb[:n]) {
+			return false
+		}
+		size -= int64(n)
+	}
+	return true
 }
 
 func (f *FS) hasRemovedAncestor(p string) bool {

@@ -23,7 +23,11 @@ type FS struct {
 	changed map[string]struct{} // real paths added or modified since the last Commit
 	created map[string]struct{} // of those, the ones that did not exist before it
 	removed map[string]Type     // paths removed since the last Commit that existed before it
-	links   uint64              // the last hard-link group handed out
+	// before holds, for each path of changed, a copy of its node as it was before its
+	// first change (nil: it did not exist), so that Commit can leave out what ends
+	// as it began. A changed path missing from it (a Clone's) counts as changed.
+	before map[string]*Node
+	links  uint64 // the last hard-link group handed out
 }
 
 // NewLinkGroup returns a hard-link group number not used in this tree yet (see
@@ -40,6 +44,7 @@ func New() *FS {
 		changed: map[string]struct{}{},
 		created: map[string]struct{}{},
 		removed: map[string]Type{},
+		before:  map[string]*Node{},
 	}
 }
 
@@ -235,6 +240,7 @@ func (f *FS) Put(p string, n *Node) error {
 	}
 	old := parent.children[name]
 	if old != nil && old.Type == TypeDir && n.Type == TypeDir {
+		f.mark(p, old)
 		copyMeta(old, n)
 		f.changed[p] = struct{}{}
 		return nil
@@ -302,17 +308,19 @@ func (f *FS) Remove(p string) error {
 // owner or time fn changes leaves its link group: the members of a group share one
 // inode's metadata, and a layer writes all but the first as bare links.
 func (f *FS) SetMeta(p string, fn func(*Node)) {
+	p = Clean(p)
 	n := f.Get(p)
 	if n == nil {
 		return
 	}
+	f.mark(p, n)
 	t, kids, before := n.Type, n.children, n.header()
 	fn(n)
 	n.Type, n.children = t, kids
 	if n.HardLink != 0 && n.HardLink == before.HardLink && !sameMeta(n, &before) {
 		n.HardLink = 0
 	}
-	f.changed[Clean(p)] = struct{}{}
+	f.changed[p] = struct{}{}
 }
 
 // sameMeta reports whether a and b have the metadata that hard links share.
@@ -323,6 +331,7 @@ func sameMeta(a, b *Node) bool {
 
 // attach links child into parent at p, replacing old, and records the change.
 func (f *FS) attach(parent *Node, p string, child, old *Node) {
+	f.mark(p, old)
 	if old != nil {
 		// Replacing an entry made in this layer: the path is still new to it, so
 		// removing it later must not leave a whiteout.
@@ -342,8 +351,28 @@ func (f *FS) attach(parent *Node, p string, child, old *Node) {
 // touch records that a directory's contents changed, which gives it the build time
 // as its mtime, as a real filesystem would.
 func (f *FS) touch(dir *Node, p string) {
+	p = Clean(p)
+	f.mark(p, dir)
 	dir.Stamped = true
-	f.changed[Clean(p)] = struct{}{}
+	f.changed[p] = struct{}{}
+}
+
+// mark keeps a copy of n, the node at the real path p (nil if there is none), as
+// what p was before this layer, unless p changed already since the change set was
+// last emptied. Call it before changing p.
+func (f *FS) mark(p string, n *Node) {
+	if _, ok := f.changed[p]; ok {
+		return
+	}
+	if f.before == nil {
+		f.before = map[string]*Node{}
+	}
+	if n == nil {
+		f.before[p] = nil
+		return
+	}
+	h := n.header()
+	f.before[p] = &h
 }
 
 // forget records that old, at p, is going away.

@@ -63,9 +63,28 @@ type Node struct {
 	// in a layer, the first of a group (in tar order) is written as a file and the
 	// others as hard links to it, as Docker's layer writers do.
 	HardLink uint64
+	// Capability is the value of the entry's security.capability extended attribute
+	// (file capabilities), "" when it has none. It is the only xattr the tree keeps:
+	// BuildKit copies every xattr, but the layer writer it uses (containerd's, like
+	// moby's) writes security.capability alone, as a PAX record (semantics.md C20,
+	// §3.2). A string keeps Node small and comparable, and copies of it safe.
+	Capability string
 
 	children map[string]*Node // directories only
 }
+
+// CapabilityXattr is the one extended attribute a Node keeps (Node.Capability).
+const CapabilityXattr = "security.capability"
+
+// PAXCapability is the PAX record that carries Node.Capability in a tar header, as
+// archive/tar writes Header.Xattrs and as containerd's and moby's layer writers and
+// unpackers name it.
+const PAXCapability = "SCHILY.xattr." + CapabilityXattr
+
+// SameXattrs reports whether a and b carry the same extended attributes (the only
+// one kept being security.capability). A layer writes them, so an entry whose
+// xattrs changed has changed.
+func SameXattrs(a, b *Node) bool { return a.Capability == b.Capability }
 
 // IsDir reports whether n is a directory.
 func (n *Node) IsDir() bool { return n.Type == TypeDir }

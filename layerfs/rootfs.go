@@ -110,8 +110,10 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 //     Docker skips them.
 //
 // File bodies stay where the layer's bytes are: the tree refers to them through the
-// openers that Apply's caller supplies. Extended attributes, like user and group
-// names, are not kept in the tree (the layer's own bytes still carry them).
+// openers that Apply's caller supplies. Of the extended attributes only
+// security.capability is kept in the tree (Node.Capability), as the layer writers
+// keep only that one; the others, like user and group names, are not (the layer's
+// own bytes still carry them).
 type LayerApplier struct {
 	t tarApplier
 }
@@ -259,6 +261,9 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 		UID:     hdr.Uid,
 		GID:     hdr.Gid,
 		ModTime: hdr.ModTime,
+		// An unpacker sets every SCHILY.xattr record it finds; of them the tree keeps
+		// security.capability, the only one a layer written from it would carry.
+		Capability: hdr.PAXRecords[PAXCapability],
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -281,6 +286,10 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 			t.HardLink = l.fsys.NewLinkGroup()
 		}
 		n.Type, n.Size, n.Content, n.HardLink = TypeReg, t.Size, t.Content, t.HardLink
+		if _, ok := hdr.PAXRecords[PAXCapability]; !ok {
+			// Without a record of its own, the link shows the inode's xattr.
+			n.Capability = t.Capability
+		}
 	case tar.TypeSymlink:
 		if escapes(p, hdr.Linkname) {
 			return fmt.Errorf("symlink to %q points outside the root", hdr.Linkname)

@@ -31,7 +31,8 @@ func (o TarOptions) mtime(n *Node) time.Time {
 
 // Header returns the tar header for an entry, the way containerd's and moby's layer
 // writers shape it: relative name, directories ending in "/", numeric ids with empty
-// names, whole-second mtime and no access or change time.
+// names, whole-second mtime, no access or change time, and the security.capability
+// xattr as a PAX record when the entry has one.
 func (e *Entry) Header(opts TarOptions) *tar.Header {
 	n := &e.Node
 	name := strings.TrimPrefix(e.Path, "/")
@@ -61,6 +62,11 @@ func (e *Entry) Header(opts TarOptions) *tar.Header {
 		}
 	case TypeFIFO:
 		h.Typeflag = tar.TypeFifo
+	}
+	if n.Capability != "" {
+		// containerd's and moby's writers add this record to any entry that has
+		// the xattr, hard links included; no other xattr reaches a layer.
+		h.PAXRecords = map[string]string{PAXCapability: n.Capability}
 	}
 	return h
 }
@@ -156,7 +162,8 @@ func copyBody(w io.Writer, e *Entry, buf []byte) error {
 // sameInode reports whether two headers describe what one inode would: a hard link
 // can only carry metadata identical to its first name's.
 func sameInode(a, b *tar.Header) bool {
-	return a.Mode == b.Mode && a.Uid == b.Uid && a.Gid == b.Gid && a.Size == b.Size && a.ModTime.Equal(b.ModTime)
+	return a.Mode == b.Mode && a.Uid == b.Uid && a.Gid == b.Gid && a.Size == b.Size && a.ModTime.Equal(b.ModTime) &&
+		a.PAXRecords[PAXCapability] == b.PAXRecords[PAXCapability]
 }
 
 const blockSize = 512
@@ -164,7 +171,8 @@ const blockSize = 512
 func padded(n int64) int64 { return (n + blockSize - 1) / blockSize * blockSize }
 
 // headerLen is the number of bytes archive/tar writes for h before the body:
-// the header block plus any PAX extended header.
+// the header block plus any PAX extended header (records such as the path, a
+// sub-second time or security.capability), found by writing h to a counter.
 func headerLen(h *tar.Header) (int64, error) {
 	var cw countingWriter
 	cw.w, cw.h = io.Discard, io.Discard

@@ -7,17 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Listing renders a layer tar as one line per entry, in tar order, for golden files:
 //
-//	TYPE MODE UID:GID SIZE MTIME NAME [-> TARGET] [sha256:PREFIX]
+//	TYPE MODE UID:GID SIZE MTIME NAME [-> TARGET] [sha256:PREFIX] [xattr:NAME=VALUE ...]
 //
 // TYPE is d, f, l (symlink), h (hard link), c, b or p; MODE is octal with special
 // bits; MTIME is Unix seconds; regular files end with the first 12 hex digits of their
-// content's sha256.
+// content's sha256. An entry with SCHILY.xattr PAX records ends with them, sorted by
+// name, each value Go-quoted; entries without any show nothing.
 func Listing(r io.Reader) (string, error) {
 	var b strings.Builder
 	tr := tar.NewReader(r)
@@ -48,6 +51,14 @@ func Listing(r io.Reader) (string, error) {
 			}
 			fmt.Fprintf(&b, " sha256:%s", hex.EncodeToString(s.Sum(nil))[:12])
 		}
+		var xattrs []string
+		for k, v := range h.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				xattrs = append(xattrs, " xattr:"+name+"="+strconv.Quote(v))
+			}
+		}
+		slices.Sort(xattrs)
+		b.WriteString(strings.Join(xattrs, ""))
 		if !h.AccessTime.IsZero() || !h.ChangeTime.IsZero() || h.Uname != "" || h.Gname != "" {
 			fmt.Fprintf(&b, " [atime/ctime/names set]")
 		}
