@@ -29,7 +29,7 @@ package main
 // that docker copies 3 GiB as few times as possible; its digests are streamed.
 //
 // A case that differs fails, unless it lists the difference by its ID with "differs"
-// and the difference is one of cpDifferences (testdata/copy/DIFFERENCES.md); a listed
+// and the difference is one of cpDifferences (README, "Differences from docker build"); a listed
 // difference that does not occur fails too. Cases whose feature Engine 20.10's BuildKit lacks (COPY --link,
 // --parents, --exclude, here-documents, symbolic --chmod...) are marked
 // "engine-lacks": dfbuild's result is checked against the case's want/listing and
@@ -103,7 +103,7 @@ func (d cpDiff) String() string {
 }
 
 // cpDifference is a deliberate difference from the reference engine. README is its
-// item in the README's "Differences from docker build", or the draft of one.
+// item in the README's "Differences from docker build".
 // OldBuildKit marks a difference from the BuildKit v0.8 of Engine 20.10 only: dfbuild
 // follows current BuildKit there, so with a newer reference it must not occur. Match
 // says whether a difference is this one; all holds every difference of the case.
@@ -133,10 +133,8 @@ func cpLostChange(d cpDiff) bool {
 }
 
 // cpDifferences are the deliberate differences a case may list, named after the item
-// of the README's "Differences from docker build" that explains them: D4, D6, D10 are
-// there already; D11 is the instruction suite's draft (testdata/instructions/
-// DIFFERENCES.md); D14a-h are this suite's draft (testdata/copy/DIFFERENCES.md).
-// Renumber them together with the README.
+// of the README's "Differences from docker build" that explains them (D14a is item 14,
+// point a). Renumber them together with the README.
 var cpDifferences = []cpDifference{
 	{ID: "D4", README: "4", Summary: "several sources with a file among them into a destination that is not a directory: dfbuild refuses, BuildKit keeps the last file",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
@@ -150,7 +148,7 @@ var cpDifferences = []cpDifference{
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			return cpInTree(d) && d.Field == "presence"
 		}},
-	{ID: "D11", README: "11 (draft, instruction suite)", OldBuildKit: true, Summary: "history text follows current BuildKit: COPY and ADD show --chown and --chmod, EXPOSE is a list; BuildKit v0.8 leaves the flags out and prints EXPOSE as a Go map",
+	{ID: "D11", README: "11", OldBuildKit: true, Summary: "history text follows current BuildKit: COPY and ADD show --chown and --chmod, EXPOSE is a list; BuildKit v0.8 leaves the flags out and prints EXPOSE as a Go map",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			if d.Where != "history" || d.Field != "created_by" {
 				return false
@@ -167,7 +165,7 @@ var cpDifferences = []cpDifference{
 			return d.Where == "export" && d.Field == "mtime" && d.O != nil && d.T != nil &&
 				d.O.MTime.Equal(time.Unix(0, 0)) && d.T.MTime.Before(time.Unix(0, 0))
 		}},
-	{ID: "D14a", README: "14a (draft)", OldBuildKit: true, Summary: "BuildKit v0.8 makes the parent directories COPY --chmod creates 0755; current BuildKit gives them the --chmod mode (testCopyChmod), like dfbuild",
+	{ID: "D14a", README: "14a", OldBuildKit: true, Summary: "BuildKit v0.8 makes the parent directories COPY --chmod creates 0755; current BuildKit gives them the --chmod mode (testCopyChmod), like dfbuild",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			if !cpInTree(d) || d.Field != "mode" || d.T == nil || d.T.Type != "d" || d.T.Mode != 0o755 {
 				return false
@@ -179,12 +177,12 @@ var cpDifferences = []cpDifference{
 			}
 			return false
 		}},
-	{ID: "D14b", README: "14b (draft)", OldBuildKit: true, Summary: "BuildKit v0.8 drops the setuid, setgid and sticky bits of an octal --chmod; current BuildKit (fsutil copyFileInfo) keeps them, like dfbuild",
+	{ID: "D14b", README: "14b", OldBuildKit: true, Summary: "BuildKit v0.8 drops the setuid, setgid and sticky bits of an octal --chmod; current BuildKit (fsutil copyFileInfo) keeps them, like dfbuild",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			return cpInTree(d) && d.Field == "mode" && d.O != nil && d.T != nil && d.O.Mode&0o7000 != 0 && d.T.Mode == d.O.Mode&0o777 &&
 				strings.Contains(c.Dockerfile, fmt.Sprintf("--chmod=%04o", d.O.Mode))
 		}},
-	{ID: "D14c", README: "14c (draft)", OldBuildKit: true, Summary: "BuildKit v0.8 takes a destination ending in \"/.\" for a file name; current BuildKit (NormalizePath keeps the slash) for a directory, like dfbuild",
+	{ID: "D14c", README: "14c", OldBuildKit: true, Summary: "BuildKit v0.8 takes a destination ending in \"/.\" for a file name; current BuildKit (NormalizePath keeps the slash) for a directory, like dfbuild",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			if !cpInTree(d) {
 				return false
@@ -196,11 +194,11 @@ var cpDifferences = []cpDifference{
 			}
 			return false
 		}},
-	{ID: "D14d", README: "14d (draft)", OldBuildKit: true, Summary: "BuildKit v0.8 drops FIFOs and makes device nodes empty regular files (its fsutil passed Go's file mode to mknod); current fsutil recreates both (commit 331e532), like dfbuild",
+	{ID: "D14d", README: "14d", OldBuildKit: true, Summary: "BuildKit v0.8 drops FIFOs and makes device nodes empty regular files (its fsutil passed Go's file mode to mknod); current fsutil recreates both (commit 331e532), like dfbuild",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			return cpInTree(d) && d.O != nil && (d.O.Type == "p" || d.O.Type == "c" || d.O.Type == "b")
 		}},
-	{ID: "D14e", README: "14e (draft)", OldBuildKit: true, Summary: "Engine 20.10's layer differ takes a file whose size and mtime did not change for unchanged, so docker save loses its new contents; current BuildKit compares the contents then (overlay sameDirent), like dfbuild",
+	{ID: "D14e", README: "14e", OldBuildKit: true, Summary: "Engine 20.10's layer differ takes a file whose size and mtime did not change for unchanged, so docker save loses its new contents; current BuildKit compares the contents then (overlay sameDirent), like dfbuild",
 		Match: func(c *cpCase, d cpDiff, all []cpDiff) bool {
 			if cpLostChange(d) {
 				return true
@@ -216,7 +214,7 @@ var cpDifferences = []cpDifference{
 			}
 			return false
 		}},
-	{ID: "D14f", README: "14f (draft)", OldBuildKit: true, Summary: "BuildKit v0.8 ignores ADD --chown for what it extracts from a local archive (the tar's owners stay); current BuildKit applies it (testDockerfileAddChownArchive), like dfbuild",
+	{ID: "D14f", README: "14f", OldBuildKit: true, Summary: "BuildKit v0.8 ignores ADD --chown for what it extracts from a local archive (the tar's owners stay); current BuildKit applies it (testDockerfileAddChownArchive), like dfbuild",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			if !cpInTree(d) || d.Field != "owner" {
 				return false
@@ -228,7 +226,7 @@ var cpDifferences = []cpDifference{
 			}
 			return false
 		}},
-	{ID: "D14g", README: "14g (draft)", OldBuildKit: true, Summary: "BuildKit v0.8 does not expand variables in --chmod (the copy keeps the source's mode); current BuildKit does (testCopyChmod's ${mode}), like dfbuild",
+	{ID: "D14g", README: "14g", OldBuildKit: true, Summary: "BuildKit v0.8 does not expand variables in --chmod (the copy keeps the source's mode); current BuildKit does (testCopyChmod's ${mode}), like dfbuild",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			if !cpInTree(d) || d.Field != "mode" || !cpChmodVar.MatchString(c.Dockerfile) {
 				return false
@@ -242,7 +240,7 @@ var cpDifferences = []cpDifference{
 			}
 			return false
 		}},
-	{ID: "D14h", README: "14h (draft)", OldBuildKit: true, Summary: "BuildKit v0.8 ignores --chmod on ADD from a URL (the file stays 0600); current BuildKit applies it (testAddURLChmod), like dfbuild",
+	{ID: "D14h", README: "14h", OldBuildKit: true, Summary: "BuildKit v0.8 ignores --chmod on ADD from a URL (the file stays 0600); current BuildKit applies it (testAddURLChmod), like dfbuild",
 		Match: func(c *cpCase, d cpDiff, _ []cpDiff) bool {
 			if !cpInTree(d) || d.Field != "mode" || d.T == nil || d.T.Mode != 0o600 || !cpAddURLChmod.MatchString(c.Dockerfile) {
 				return false

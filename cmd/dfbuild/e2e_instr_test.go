@@ -25,8 +25,7 @@ package main
 //	error               both builders must fail; dfbuild's error must name the
 //	                    Dockerfile, and the line when the reference names one
 //	differs N           the case shows the documented difference N (README,
-//	                    "Differences from docker build"; drafts of new ones in
-//	                    testdata/instructions/DIFFERENCES.md): every difference
+//	                    "Differences from docker build"): every difference
 //	                    from the reference must be one of those declared, and each
 //	                    declared one must occur when it applies to the reference;
 //	                    README items 2 and 7 show in most cases and need no line
@@ -928,8 +927,7 @@ func e2eInstrCompareHistory(ours, ref e2eConfig, ourLayers, refLayers int) []e2e
 // ---- differences -------------------------------------------------------------------
 
 // e2eInstrDifference is a documented difference from the reference: the number of
-// its item in the README's "Differences from docker build" (drafts of new items are
-// in testdata/instructions/DIFFERENCES.md), and how to recognise it.
+// its item in the README's "Differences from docker build", and how to recognise it.
 type e2eInstrDifference struct {
 	// oldBuildKit: it shows only against the BuildKit of Docker Engine 20.10 (v0.8),
 	// where dfbuild follows current BuildKit.
@@ -968,14 +966,14 @@ var e2eInstrDifferences = map[string]e2eInstrDifference{
 	},
 	"11": {
 		oldBuildKit: true,
-		reason: "draft README 11: the history's text for ARG, EXPOSE, HEALTHCHECK and COPY follows current BuildKit " +
+		reason: "README 11: the history's text for ARG, EXPOSE, HEALTHCHECK and COPY follows current BuildKit " +
 			"(ARG with the values in effect, EXPOSE as a list, HEALTHCHECK as %+v, COPY with --chown and --chmod); " +
 			"BuildKit v0.8 writes ARG as declared, EXPOSE as a Go map, HEALTHCHECK as %q of a pointer, and no COPY flags",
 		match: e2eInstrHistoryText,
 	},
 	"12": {
 		oldBuildKit: true,
-		reason: "draft README 12: dfbuild accepts the Dockerfile syntax of current BuildKit that BuildKit v0.8 rejects: " +
+		reason: "README 12: dfbuild accepts the Dockerfile syntax of current BuildKit that BuildKit v0.8 rejects: " +
 			"HEALTHCHECK --start-interval and --retries=0, and the ${v#p} ${v%p} ${v/p/r} ${v-w} ${v+w} forms",
 		match: func(c *e2eInstrCase, d e2eInstrDiff) bool {
 			if d.what != "build" || d.ours != "succeeded" {
@@ -991,7 +989,7 @@ var e2eInstrDifferences = map[string]e2eInstrDifference{
 	},
 	"13": {
 		oldBuildKit: true,
-		reason: "draft README 13: the automatic ARGs follow current BuildKit: a global ARG that names one without a value " +
+		reason: "README 13: the automatic ARGs follow current BuildKit: a global ARG that names one without a value " +
 			"keeps the automatic value, and TARGETSTAGE is defined; BuildKit v0.8 makes the first empty and lacks the second",
 		match: e2eInstrAutomaticArgEmpty,
 	},
