@@ -146,7 +146,7 @@ func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 	if in.From != "" {
 		j.fromCtx = false
 		// --from is never expanded (semantics X1); copyFromFS names the stage or image.
-		f, err := b.copyFromFS(in.From)
+		f, err := b.copyFromFS(st, in.From)
 		if err != nil {
 			return nil, err
 		}

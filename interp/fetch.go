@@ -1,6 +1,7 @@
 package interp
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
@@ -136,6 +137,43 @@ func (b *builder) urlArg(j *copyJob, raw string) (copyArg, error) {
 	return a, nil
 }
 
+// fetchIdle is how long a download may go without receiving anything.
+const fetchIdle = 2 * time.Minute
+
+// fetchClient bounds the steps that could otherwise wait forever and refuses a
+// redirect from https to plain http, which would drop the transport's protection.
+var fetchClient = &http.Client{
+	Transport: func() http.RoundTripper {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSHandshakeTimeout = 30 * time.Second
+		t.ResponseHeaderTimeout = fetchIdle
+		return t
+	}(),
+	CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("refusing the redirect from https to %s", req.URL.Redacted())
+		}
+		return nil
+	},
+}
+
+// idleReader pushes the fetch's idle deadline back on every read that gets data.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 {
+		i.timer.Reset(fetchIdle)
+	}
+	return n, err
+}
+
 // fetch downloads raw into the build's scratch directory and returns the file as a
 // node that reads it from there. A --checksum that the body does not match is an
 // error, as is an answer other than 2xx or 3xx.
@@ -147,12 +185,18 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 			return nil, fmt.Errorf("--checksum=%s: %w", sum, err)
 		}
 	}
-	req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, raw, nil)
+	// A server that stops sending fails the build after fetchIdle instead of holding
+	// it forever: every read pushes the deadline back.
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	idle := time.AfterFunc(fetchIdle, cancel)
+	defer idle.Stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", raw, err)
 	}
 	req.Header.Set("User-Agent", "dfbuild")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := fetchClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetching %q: %w", raw, err)
 	}
@@ -171,8 +215,11 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 		h = want.hash()
 		w = io.MultiWriter(f, h)
 	}
-	size, err := io.Copy(w, resp.Body)
+	size, err := io.Copy(w, &idleReader{r: resp.Body, timer: idle})
 	if err != nil {
+		if ctx.Err() != nil && b.ctx.Err() == nil {
+			err = fmt.Errorf("no data for %s", fetchIdle)
+		}
 		return nil, fmt.Errorf("fetching %q: %w", raw, err)
 	}
 	if err := f.Close(); err != nil {

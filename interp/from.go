@@ -43,7 +43,7 @@ func (b *builder) from(d *stageDef) (*stage, error) {
 	if later, ok := b.stagesByName[d.base]; ok && later.index > d.index {
 		return nil, fmt.Errorf("%q names the stage defined later, at line %d: FROM can only start from an earlier stage", d.base, later.src.From.Location().Line)
 	}
-	base, err := b.loadImage(d.base)
+	base, err := b.loadImage(d.base, platform)
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +97,10 @@ type baseImage struct {
 
 // loadImage reads the base that a name stands for, once per build: each stage that
 // uses it works on its own copy of the tree.
-func (b *builder) loadImage(name string) (*baseImage, error) {
-	if base, ok := b.bases[name]; ok {
+func (b *builder) loadImage(name string, platform Platform) (*baseImage, error) {
+	// One name may serve several platforms (an OCI index): each is loaded once.
+	key := name + "@" + platform.String()
+	if base, ok := b.bases[key]; ok {
 		return base, nil
 	}
 	file, label, err := b.baseTarball(name)
@@ -116,14 +118,14 @@ func (b *builder) loadImage(name string) (*baseImage, error) {
 	}
 	var base *baseImage
 	if isImage {
-		base, err = b.loadArchive(name, file, label)
+		base, err = b.loadArchive(name, file, label, platform)
 	} else {
 		base, err = b.loadRootfs(file, label)
 	}
 	if err != nil {
 		return nil, err
 	}
-	b.bases[name] = base
+	b.bases[key] = base
 	return base, nil
 }
 
@@ -144,10 +146,11 @@ func (b *builder) loadRootfs(file, label string) (*baseImage, error) {
 
 // loadArchive reads an image from an image archive or OCI layout: the image the
 // FROM name tags in it, or the only image it holds. Of a multi-platform image, the
-// build's platform is taken.
-func (b *builder) loadArchive(name, file, label string) (*baseImage, error) {
+// stage's platform is taken.
+func (b *builder) loadArchive(name, file, label string, platform Platform) (*baseImage, error) {
 	keep := func(cf *image.ConfigFile) bool {
-		return cf.OS == b.platform.OS && cf.Architecture == b.platform.Arch
+		return cf.OS == platform.OS && cf.Architecture == platform.Arch &&
+			(cf.Variant == "" || platform.Variant == "" || cf.Variant == platform.Variant)
 	}
 	img, err := baseimage.LoadMatching(file, name, b.tmp, keep)
 	if err != nil {

@@ -62,8 +62,8 @@ const defaultEpoch = 1700000000
 //	target NAME           as --target
 //	label K=V             as --label
 //	platform P            as --platform
-//	image OUT TAG SECTION build the Dockerfile in section image/SECTION (same context)
-//	                      and write it, tagged TAG, as the image archive context/OUT
+//	image OUT TAG SECTION... build the Dockerfile in each section image/SECTION (same
+//	                      context) and write them, tagged TAG, as the archive context/OUT
 //	imagedir OUT TAG SEC  the same, written unpacked (-o type=dir) as context/OUT
 //	tar NAME DIR [COMP] [nodirs]
 //	                      write context/DIR as the archive context/NAME, compressed
@@ -186,7 +186,7 @@ func runCase(t *testing.T, file string) {
 			must(t, err)
 			opts.Platform = &p
 		case "image", "imagedir":
-			writeBaseImage(t, ar, ctxDir, f[0] == "imagedir", f[1], f[2], f[3])
+			writeBaseImage(t, ar, ctxDir, f[0] == "imagedir", f[1], f[2], f[3:]...)
 		case "tar", "tarowner", "compress":
 			tars.directive(t, f)
 		case "http-mtime":
@@ -252,26 +252,31 @@ func runCase(t *testing.T, file string) {
 
 // writeBaseImage builds a base image for a case from one of its sections and writes
 // it into the context, so cases can start FROM an image archive.
-func writeBaseImage(t *testing.T, ar *txtar.Archive, ctxDir string, dir bool, out, tag, section string) {
+func writeBaseImage(t *testing.T, ar *txtar.Archive, ctxDir string, dir bool, out, tag string, sections ...string) {
 	t.Helper()
-	var df []byte
-	for _, f := range ar.Files {
-		if f.Name == "image/"+section {
-			df = f.Data
-		}
-	}
-	if df == nil {
-		t.Fatalf("no section image/%s", section)
-	}
-	pf, err := parser.Parse(bytes.NewReader(df), section)
-	must(t, err)
-	epoch := time.Unix(defaultEpoch-1000, 0).UTC()
-	res, err := interp.Build(context.Background(), pf, interp.Options{ContextDir: ctxDir, SourceDateEpoch: &epoch})
-	must(t, err)
-	defer res.Close()
 	tg, err := image.ParseTag(tag)
 	must(t, err)
-	entries := []dockerarchive.Entry{{Image: res.Image, Tags: []image.Tag{tg}}}
+	// Several sections give one archive several images of one name, as an OCI index
+	// of a multi-platform image has.
+	var entries []dockerarchive.Entry
+	for _, section := range sections {
+		var df []byte
+		for _, f := range ar.Files {
+			if f.Name == "image/"+section {
+				df = f.Data
+			}
+		}
+		if df == nil {
+			t.Fatalf("no section image/%s", section)
+		}
+		pf, err := parser.Parse(bytes.NewReader(df), section)
+		must(t, err)
+		epoch := time.Unix(defaultEpoch-1000, 0).UTC()
+		res, err := interp.Build(context.Background(), pf, interp.Options{ContextDir: ctxDir, SourceDateEpoch: &epoch})
+		must(t, err)
+		defer res.Close()
+		entries = append(entries, dockerarchive.Entry{Image: res.Image, Tags: []image.Tag{tg}})
+	}
 	if dir {
 		_, err = dockerarchive.WriteDir(context.Background(), filepath.Join(ctxDir, out), entries)
 	} else {

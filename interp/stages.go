@@ -72,7 +72,19 @@ func (b *builder) planStages() error {
 		b.stages = append(b.stages, d)
 	}
 	for _, d := range b.stages {
-		for _, in := range d.src.Instructions {
+		ins := d.src.Instructions
+		if d.parent != nil {
+			// The ONBUILD triggers of the parent stage run in this one, so the stages
+			// their COPY --from names are needed here, as BuildKit adds them.
+			var triggers []parser.Instruction
+			for _, in := range d.parent.src.Instructions {
+				if o, ok := in.(*parser.Onbuild); ok && o.Trigger != nil {
+					triggers = append(triggers, o.Trigger)
+				}
+			}
+			ins = append(triggers, ins...)
+		}
+		for _, in := range ins {
 			c, ok := in.(*parser.Copy)
 			if !ok || c.From == "" {
 				continue
@@ -229,7 +241,7 @@ func (b *builder) buildOrder(target *stageDef) []*stageDef {
 
 // copyFromFS returns the filesystem a COPY --from names: an earlier stage (by name
 // or index) as it ended, or an image served by --build-context.
-func (b *builder) copyFromFS(ref string) (*layerfs.FS, error) {
+func (b *builder) copyFromFS(st *stage, ref string) (*layerfs.FS, error) {
 	d, err := b.findStage(ref, b.stagesByName)
 	if err != nil {
 		return nil, err
@@ -241,7 +253,7 @@ func (b *builder) copyFromFS(ref string) (*layerfs.FS, error) {
 		}
 		return d.st.fs, nil
 	}
-	base, err := b.loadImage(ref)
+	base, err := b.loadImage(ref, st.platform)
 	if err != nil {
 		return nil, fmt.Errorf("--from=%s: %w", ref, err)
 	}

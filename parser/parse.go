@@ -143,10 +143,12 @@ func convert(file string, node *bkparser.Node) (Instruction, error) {
 		chown, chmod := fl.str("chown"), fl.str("chmod")
 		link := fl.boolean("link")
 		exclude := fl.strs("exclude")
-		var from, checksum, unpack *string
-		var parents, keepGit *bool
+		var from, checksum *string
+		var parents, keepGit, unpack *bool
 		if in.Add {
-			checksum, unpack = fl.str("checksum"), fl.str("unpack")
+			// --unpack is a boolean as BuildKit declares it ("--unpack" alone is true),
+			// but unset differs from false: the default depends on the source.
+			checksum, unpack = fl.str("checksum"), fl.boolean("unpack")
 			keepGit = fl.boolean("keep-git-dir")
 		} else {
 			from = fl.str("from")
@@ -160,9 +162,11 @@ func convert(file string, node *bkparser.Node) (Instruction, error) {
 		}
 		in.Chown, in.Chmod, in.Link, in.Exclude = *chown, *chmod, *link, *exclude
 		if in.Add {
-			in.Checksum, in.Unpack, in.KeepGit = *checksum, *unpack, *keepGit
-			if in.Unpack != "" && in.Unpack != "true" && in.Unpack != "false" {
-				return nil, fail("invalid value %q for --unpack: expected true or false", in.Unpack)
+			in.Checksum, in.KeepGit = *checksum, *keepGit
+			for _, w := range node.Flags {
+				if w == "--unpack" || strings.HasPrefix(w, "--unpack=") {
+					in.Unpack = strconv.FormatBool(*unpack)
+				}
 			}
 		} else {
 			in.From, in.Parents = *from, *parents
