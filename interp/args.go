@@ -151,23 +151,35 @@ func (b *builder) globalArgs(targetStage string) (envList, error) {
 	}
 	for _, a := range b.file.MetaArgs {
 		for _, kv := range a.Args {
-			value, has := kv.Value, kv.HasValue
-			if v, ok := b.opts.BuildArgs[kv.Key]; ok {
-				value, has = v, true
-			} else if has {
-				x, err := b.ex.Word(value, env)
-				if err != nil {
-					return nil, parser.At(a, fmt.Errorf("expanding the default of %q: %w", kv.Key, err))
-				}
-				value = x
+			value, has, err := b.argValue(kv, env, nil)
+			if err != nil {
+				return nil, parser.At(a, err)
 			}
-			b.usedArgs[kv.Key] = true
 			if has {
 				env = env.set(kv.Key, value)
 			}
 		}
 	}
 	return env, nil
+}
+
+// argValue resolves one declared ARG: the --build-arg if given, else the default
+// expanded with env, else the value in fallback (the global scope, for an ARG in a
+// stage). has is false for an ARG that gets no value at all.
+func (b *builder) argValue(kv parser.KeyValue, env []string, fallback envList) (value string, has bool, err error) {
+	b.usedArgs[kv.Key] = true
+	if v, ok := b.opts.BuildArgs[kv.Key]; ok {
+		return v, true, nil
+	}
+	if kv.HasValue {
+		x, err := b.ex.Word(kv.Value, env)
+		if err != nil {
+			return "", false, fmt.Errorf("expanding the default of %q: %w", kv.Key, err)
+		}
+		return x, true, nil
+	}
+	value, has = fallback.get(kv.Key)
+	return value, has, nil
 }
 
 // dispatchArg declares build arguments in a stage (BuildKit's dispatchArg): the value
@@ -179,19 +191,10 @@ func (b *builder) dispatchArg(st *stage, in *parser.Arg) error {
 	words := make([]string, 0, len(in.Args))
 	env := st.env()
 	for _, kv := range in.Args {
-		value, has := kv.Value, kv.HasValue
-		if v, ok := b.opts.BuildArgs[kv.Key]; ok {
-			value, has = v, true
-		} else if has {
-			x, err := b.ex.Word(value, env)
-			if err != nil {
-				return fmt.Errorf("expanding the default of %q: %w", kv.Key, err)
-			}
-			value = x
-		} else if v, ok := b.global.get(kv.Key); ok {
-			value, has = v, true
+		value, has, err := b.argValue(kv, env, b.global)
+		if err != nil {
+			return err
 		}
-		b.usedArgs[kv.Key] = true
 		w := kv.Key
 		if has {
 			st.args = st.args.set(kv.Key, value)
