@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 )
 
 // The accounts the tests copy into the busybox base, over its /etc/passwd and
@@ -64,7 +66,7 @@ func TestE2EChownNames(t *testing.T) {
 		// The classic builder differs here by design (semantics.md §5 rows 5 to 8):
 		// it takes the group named like the user, leaves new parents root-owned and
 		// rejects --chmod.
-		e2eRequire(t, "a BuildKit reference builder (--chown by name and --chmod follow BuildKit)",
+		imagetest.Require(t, "a BuildKit reference builder (--chown by name and --chmod follow BuildKit)",
 			errors.New("only the classic builder was found"))
 	}
 	fx := e2eMakeRootfsContext(t, busybox)

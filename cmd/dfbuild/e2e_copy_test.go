@@ -90,8 +90,8 @@ type cpDiff struct {
 	Field  string // presence, type, mode, owner, size, content, link, xattrs, mtime, created_by, ...
 	Ours   string
 	Theirs string
-	O, T   *cpEntry // the entries, for a tree difference
-	Lower  *cpEntry // for a layer difference: the path in dfbuild's image below that layer
+	O, T   *e2eEntry // the entries, for a tree difference
+	Lower  *e2eEntry // for a layer difference: the path in dfbuild's image below that layer
 }
 
 func (d cpDiff) String() string {
@@ -407,7 +407,7 @@ type cpEnv struct {
 	base       string // the imported busybox image
 	rootfs     string // the busybox tarball, for dfbuild's --build-context
 	baseDigest string
-	baseTree   *cpTree
+	baseTree   *e2eTree
 	self       string // this test binary, run as dfbuild
 	wallClock  time.Time
 }
@@ -424,7 +424,7 @@ type cpRun struct {
 
 	refErr, ourErr   error
 	refImg, ourImg   *cpImage
-	refFS, ourFS     *cpTree
+	refFS, ourFS     *e2eTree
 	refInspect       map[string]any // the reference's config, in flatten mode
 	setupErr         error
 	refBuilt         bool // the images to remove
@@ -462,7 +462,7 @@ func TestE2ECopy(t *testing.T) {
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	if builder.kind == "classic" {
-		e2eRequire(t, "a BuildKit reference builder (the suite compares with BuildKit)", errors.New("only the classic builder was found"))
+		imagetest.Require(t, "a BuildKit reference builder (the suite compares with BuildKit)", errors.New("only the classic builder was found"))
 	}
 	cases, err := cpLoadCases(cpDir)
 	if err != nil {
@@ -484,7 +484,7 @@ func TestE2ECopy(t *testing.T) {
 	env := &cpEnv{builder: builder, base: e2eName("copy-busybox:imported"), rootfs: filepath.Join(root, "busybox-rootfs.tar"),
 		baseDigest: "sha256:" + e2eSHA256(raw), self: self, wallClock: e2eCtxTime.Add(48 * time.Hour)}
 	e2eWrite(t, env.rootfs, string(raw), 0o644, e2eCtxTime)
-	if env.baseTree, err = cpReadTree(bytes.NewReader(raw)); err != nil {
+	if env.baseTree, err = e2eReadTree(bytes.NewReader(raw)); err != nil {
 		t.Fatal(err)
 	}
 	e2eRemoveImagesAfter(t, env.base)
@@ -673,7 +673,7 @@ func cpBuild(r *cpRun, env *cpEnv) {
 			})
 			if err == nil {
 				err = r.step("reference-export", func() (err error) {
-					r.refFS, err = cpExport(r.refTag, fmt.Sprintf("dfbuild-e2e-%d-copy-%s-ref", os.Getpid(), c.Name))
+					r.refFS, err = e2eExportTree(r.refTag, fmt.Sprintf("dfbuild-e2e-%d-copy-%s-ref", os.Getpid(), c.Name))
 					return err
 				})
 			}
@@ -703,7 +703,7 @@ func cpBuild(r *cpRun, env *cpEnv) {
 			if err == nil {
 				r.ourLoaded = true
 				err = r.step("dfbuild-export", func() (err error) {
-					r.ourFS, err = cpExport(r.ourTag, fmt.Sprintf("dfbuild-e2e-%d-copy-%s-dfbuild", os.Getpid(), c.Name))
+					r.ourFS, err = e2eExportTree(r.ourTag, fmt.Sprintf("dfbuild-e2e-%d-copy-%s-dfbuild", os.Getpid(), c.Name))
 					return err
 				})
 			}
@@ -941,7 +941,7 @@ func cpCompareImages(t *testing.T, r *cpRun, env *cpEnv) []cpDiff {
 // cpCompareTrees compares two filesystems path by path, one difference per field.
 // In flatten mode, paths only the reference has and that docker stamped when it made
 // the container (its init layer: /dev, /etc/hosts, ...) are only noted.
-func cpCompareTrees(where string, ours, theirs *cpTree, policy e2eMtimePolicy, flatten bool, wallClock time.Time) (diffs []cpDiff, notes map[string][]string) {
+func cpCompareTrees(where string, ours, theirs *e2eTree, policy e2eMtimePolicy, flatten bool, wallClock time.Time) (diffs []cpDiff, notes map[string][]string) {
 	notes = map[string][]string{}
 	paths := map[string]bool{}
 	for p := range ours.Entries {
@@ -1108,9 +1108,9 @@ func cpNormalize(m map[string]any) map[string]any {
 // base, against want/listing, and its history against want/history.
 func cpCheckGolden(t *testing.T, r *cpRun, env *cpEnv, res cpResult, fail func(string, ...any) cpResult) cpResult {
 	c := r.c
-	base := &cpTree{Entries: map[string]cpEntry{}}
+	base := &e2eTree{Entries: map[string]e2eEntry{}}
 	if ids := r.ourImg.Config.RootFS.DiffIDs; len(ids) > 0 && ids[0] == env.baseDigest {
-		base = cpFlatten([]*cpTree{env.baseTree})
+		base = cpFlatten([]*e2eTree{env.baseTree})
 	}
 	got := cpListing(cpFlatten(r.ourImg.Layers), base)
 	gotHistory := cpHistoryListing(r.ourImg.Config)

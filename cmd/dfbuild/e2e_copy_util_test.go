@@ -13,8 +13,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -579,108 +577,11 @@ func cpMakeArchive(name, spec string) ([]byte, error) {
 
 // ---- trees ------------------------------------------------------------------------
 
-// cpEntry is one path of a layer, an exported filesystem or a flattened image.
-type cpEntry struct {
-	Type   string // d, f, l (symlink), h (hard link), c, b, p
-	Mode   int64  // permission and special bits
-	UID    int
-	GID    int
-	Size   int64
-	SHA    string // sha256 of a regular file's contents
-	Small  []byte // the contents of a regular file of up to cpSmall bytes
-	Link   string // symlink target, hard link name (absolute), or "major,minor"
-	MTime  time.Time
-	Xattrs string // the SCHILY.xattr records, sorted, "name=value" joined by ","
-}
-
-const cpSmall = 64
-
-func (e cpEntry) String() string {
-	s := fmt.Sprintf("%s %04o %d:%d size=%d mtime=%s", e.Type, e.Mode, e.UID, e.GID, e.Size, e.MTime.UTC().Format(time.RFC3339))
-	if e.Link != "" {
-		s += " -> " + e.Link
-	}
-	if e.SHA != "" {
-		s += " sha256:" + e.SHA[:12]
-	}
-	if e.Xattrs != "" {
-		s += " xattrs:" + e.Xattrs
-	}
-	return s
-}
-
-// cpTree is a filesystem: clean absolute paths ("/a/b") to entries, and their order.
-type cpTree struct {
-	Entries map[string]cpEntry
-	Order   []string
-}
-
-// cpReadTree reads a tar stream, hashing file contents as they go by.
-func cpReadTree(r io.Reader) (*cpTree, error) {
-	tree := &cpTree{Entries: map[string]cpEntry{}}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return tree, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		e := cpEntry{Mode: h.Mode & 0o7777, UID: h.Uid, GID: h.Gid, MTime: h.ModTime}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			e.Type = "d"
-		case tar.TypeReg, tar.TypeRegA:
-			e.Type, e.Size = "f", h.Size
-			s := sha256.New()
-			var small bytes.Buffer
-			w := io.Writer(s)
-			if h.Size <= cpSmall {
-				w = io.MultiWriter(s, &small)
-			}
-			if _, err := io.Copy(w, tr); err != nil {
-				return nil, err
-			}
-			e.SHA = hex.EncodeToString(s.Sum(nil))
-			if h.Size <= cpSmall {
-				e.Small = append([]byte{}, small.Bytes()...)
-			}
-		case tar.TypeSymlink:
-			e.Type, e.Link = "l", h.Linkname
-		case tar.TypeLink:
-			e.Type, e.Link = "h", e2eCleanName(h.Linkname)
-		case tar.TypeChar:
-			e.Type, e.Link = "c", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor)
-		case tar.TypeBlock:
-			e.Type, e.Link = "b", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor)
-		case tar.TypeFifo:
-			e.Type = "p"
-		default:
-			e.Type = fmt.Sprintf("?%c", h.Typeflag)
-		}
-		var xattrs []string
-		for k, v := range h.PAXRecords {
-			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				xattrs = append(xattrs, name+"="+strconv.Quote(v))
-			}
-		}
-		slices.Sort(xattrs)
-		e.Xattrs = strings.Join(xattrs, ",")
-		name := e2eCleanName(h.Name)
-		if _, dup := tree.Entries[name]; dup {
-			return nil, fmt.Errorf("duplicate path %s in the tar", name)
-		}
-		tree.Entries[name] = e
-		tree.Order = append(tree.Order, name)
-	}
-}
-
 // cpFlatten applies layers in order, as a container runtime would: whiteouts remove,
 // an opaque whiteout empties its directory, a non-directory replaces a directory with
 // everything below it.
-func cpFlatten(layers []*cpTree) *cpTree {
-	out := &cpTree{Entries: map[string]cpEntry{}}
+func cpFlatten(layers []*e2eTree) *e2eTree {
+	out := &e2eTree{Entries: map[string]e2eEntry{}}
 	removeBelow := func(dir string, self bool) {
 		for p := range out.Entries {
 			if strings.HasPrefix(p, dir+"/") || (dir == "/" && p != "/") || (self && p == dir) {
@@ -719,7 +620,7 @@ func cpFlatten(layers []*cpTree) *cpTree {
 type cpImage struct {
 	ConfigRaw []byte
 	Config    e2eConfig
-	Layers    []*cpTree
+	Layers    []*e2eTree
 }
 
 // cpReadArchive reads a docker-archive file (dfbuild's, or docker save's with its
@@ -765,7 +666,7 @@ func cpReadArchive(file string) (*cpImage, error) {
 	if err := json.Unmarshal(img.ConfigRaw, &img.Config); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", file, err)
 	}
-	trees := map[string]*cpTree{}
+	trees := map[string]*e2eTree{}
 	var need []string
 	for _, l := range manifest[0].Layers {
 		need = append(need, resolve(l))
@@ -782,7 +683,7 @@ func cpReadArchive(file string) (*cpImage, error) {
 		if err != nil {
 			return err
 		}
-		t, err := cpReadTree(rd)
+		t, err := e2eReadTree(rd)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", name, err)
 		}
@@ -878,42 +779,12 @@ func cpCommand(env []string, name string, args ...string) (stdout, stderr string
 	return o.String(), e.String(), err
 }
 
-// cpExport creates a container of the image (never started), streams docker export
-// of it into a tree, and removes the container.
-func cpExport(ref, container string) (*cpTree, error) {
-	if _, _, err := cpCommand(nil, "docker", "create", "--name", container, "--network", "none", "--entrypoint", "/not-run", ref); err != nil {
-		return nil, err
-	}
-	defer cpCommand(nil, "docker", "rm", "-f", container)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", "export", container)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	tree, rerr := cpReadTree(out)
-	io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("docker export %s: %w\n%s", ref, err, stderr.String())
-	}
-	if rerr != nil {
-		return nil, fmt.Errorf("docker export %s: %w", ref, rerr)
-	}
-	return tree, nil
-}
-
 // ---- listings ---------------------------------------------------------------------------
 
 // cpListing lists what tree has that base lacks or has otherwise, one line a path,
 // sorted, and "removed PATH" for what base has and tree lacks. Directory mtimes are
 // left out ("-"): the engine stamps the directories a build touches with its clock.
-func cpListing(tree, base *cpTree) string {
+func cpListing(tree, base *e2eTree) string {
 	var lines []string
 	for _, p := range tree.Order {
 		e := tree.Entries[p]
@@ -937,7 +808,7 @@ func cpListing(tree, base *cpTree) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-func cpSameIgnoringDirMtime(a, b cpEntry) bool {
+func cpSameIgnoringDirMtime(a, b e2eEntry) bool {
 	if a.Type == "d" && b.Type == "d" {
 		a.MTime = b.MTime
 	}
@@ -949,7 +820,7 @@ func cpSameIgnoringDirMtime(a, b cpEntry) bool {
 // cpListingLine renders an entry: TYPE MODE UID:GID SIZE MTIME PATH, then "-> LINK",
 // the contents ("quoted" when small and printable, else sha256:12 hex digits) and
 // "xattrs:...". MTIME is Unix seconds, "-" for a directory.
-func cpListingLine(p string, e cpEntry) string {
+func cpListingLine(p string, e e2eEntry) string {
 	mt := strconv.FormatInt(e.MTime.Unix(), 10)
 	if e.Type == "d" {
 		mt = "-"

@@ -24,6 +24,7 @@ import (
 	"testing"
 
 	"github.com/dfbuild/dfbuild/layerfs"
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 	"github.com/dfbuild/dfbuild/layerfs/inspect"
 )
 
@@ -108,7 +109,7 @@ func TestE2EInspectDockerSave(t *testing.T) {
 // TestE2EInspectPodmanSave loads a dfbuild archive into a scratch podman store and
 // inspects what podman save writes back.
 func TestE2EInspectPodmanSave(t *testing.T) {
-	e2eSkipShort(t)
+	imagetest.SkipShort(t)
 	requirePodman(t)
 	e2eNoEpoch(t)
 	dir := t.TempDir()

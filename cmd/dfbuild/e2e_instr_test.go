@@ -581,7 +581,7 @@ func TestE2EInstructions(t *testing.T) {
 	if builder.kind == "classic" {
 		// The classic builder differs from BuildKit in WORKDIR, history, ARG scope,
 		// platform ARGs and more (semantics.md §5): its results say nothing here.
-		e2eRequire(t, "a BuildKit reference builder", errors.New("only the classic builder was found"))
+		imagetest.Require(t, "a BuildKit reference builder", errors.New("only the classic builder was found"))
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -845,11 +845,11 @@ func e2eInstrReadTree(t *testing.T, file string) map[string]e2eEntry {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tree, _, err := e2eReadTree(f)
+	tree, err := e2eReadTree(f)
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	return tree
+	return tree.Entries
 }
 
 // e2eInstrCompareMaps compares two JSON objects key by key.
@@ -898,18 +898,7 @@ func e2eInstrCompareHistory(ours, ref e2eConfig, ourLayers, refLayers int) []e2e
 	if ourLayers != refLayers {
 		diffs = append(diffs, e2eInstrDiff{what: "layers", ours: strconv.Itoa(ourLayers), ref: strconv.Itoa(refLayers)})
 	}
-	pattern := func(c e2eConfig) string {
-		var b strings.Builder
-		for _, h := range c.History {
-			if h.EmptyLayer {
-				b.WriteByte('e')
-			} else {
-				b.WriteByte('L')
-			}
-		}
-		return b.String()
-	}
-	if p, q := pattern(ours), pattern(ref); p != q {
+	if p, q := e2eHistoryPattern(ours), e2eHistoryPattern(ref); p != q {
 		diffs = append(diffs, e2eInstrDiff{what: "history (L = layer, e = empty_layer)", ours: p, ref: q})
 	}
 	for i := range min(len(ours.History), len(ref.History)) {

@@ -429,26 +429,29 @@ func e2eCompareInspect(t *testing.T, ours, ref e2eInspect) {
 	}
 }
 
+// e2eHistoryPattern is the history's empty_layer pattern: "e" for an empty_layer
+// entry, "L" for one with a layer.
+func e2eHistoryPattern(c e2eConfig) string {
+	var b strings.Builder
+	for _, h := range c.History {
+		if h.EmptyLayer {
+			b.WriteByte('e')
+		} else {
+			b.WriteByte('L')
+		}
+	}
+	return b.String()
+}
+
 // e2eCompareHistory compares the number of layers, the empty_layer pattern of the
 // history, its created_by and comment strings (creation times are not compared) and
 // the base layer.
 func e2eCompareHistory(t *testing.T, ours, ref e2eConfig, known e2eKnown) {
 	t.Helper()
-	pattern := func(c e2eConfig) string {
-		var b strings.Builder
-		for _, h := range c.History {
-			if h.EmptyLayer {
-				b.WriteByte('e')
-			} else {
-				b.WriteByte('L')
-			}
-		}
-		return b.String()
-	}
 	if len(ours.RootFS.DiffIDs) != len(ref.RootFS.DiffIDs) {
 		t.Errorf("layers: %d (dfbuild) vs %d (reference)", len(ours.RootFS.DiffIDs), len(ref.RootFS.DiffIDs))
 	}
-	if p, q := pattern(ours), pattern(ref); p != q {
+	if p, q := e2eHistoryPattern(ours), e2eHistoryPattern(ref); p != q {
 		t.Errorf("history pattern (L = layer, e = empty_layer): %s (dfbuild) vs %s (reference)", p, q)
 	}
 	if len(ours.RootFS.DiffIDs) > 0 && len(ref.RootFS.DiffIDs) > 0 && ours.RootFS.DiffIDs[0] != ref.RootFS.DiffIDs[0] {
@@ -647,7 +650,7 @@ func e2eCheckSharedLayer(t *testing.T, file, tagHello, tagBusybox string) {
 // throwaway store) and checks the names it gives them, and inspects the archives with
 // skopeo.
 func TestE2EPodmanSkopeo(t *testing.T) {
-	e2eSkipShort(t)
+	imagetest.SkipShort(t)
 	requirePodman(t)
 	e2eNoEpoch(t)
 	requireSkopeo(t)

@@ -40,76 +40,28 @@ import (
 
 // ---- gating ------------------------------------------------------------------------
 
-// e2eInCI reports whether missing tools must fail the tests instead of skipping them.
-func e2eInCI() bool { return os.Getenv("CI") == "true" }
+// The gating itself (CI=true turns a skip into a failure, -short skips outside CI)
+// is imagetest's: imagetest.Require, imagetest.SkipShort, imagetest.RequireDocker.
 
-// e2eRequire skips t when err says a tool is missing, or fails it under CI=true.
-func e2eRequire(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if e2eInCI() {
-		t.Fatalf("%s is required under CI=true but is not usable: %v", what, err)
-	}
-	t.Skipf("skipping: %s is not usable: %v (set CI=true to make this a failure)", what, err)
-}
-
-type e2eProbe struct {
-	once sync.Once
-	err  error
-}
-
-func (p *e2eProbe) check(f func() error) error {
-	p.once.Do(func() { p.err = f() })
-	return p.err
-}
-
-var e2eDockerProbe, e2ePodmanProbe, e2eSkopeoProbe, e2eBusyboxProbe e2eProbe
-
-// e2eProbeCmd runs a command briefly to see that a tool works.
-func e2eProbeCmd(name string, args ...string) error {
-	if _, err := exec.LookPath(name); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// e2eSkipShort skips a slow end-to-end test in -short mode, except under CI=true,
-// where nothing that is meant to run may be skipped.
-func e2eSkipShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() && !e2eInCI() {
-		t.Skip("skipping the end-to-end test in -short mode")
-	}
-}
+var e2ePodmanProbe, e2eSkopeoProbe, e2eBusyboxProbe imagetest.Probe
 
 // requireDocker skips the test unless a Docker daemon answers (docker info), or
-// fails it under CI=true. It also skips in -short mode (see e2eSkipShort).
+// fails it under CI=true. It also skips in -short mode outside CI.
 func requireDocker(t *testing.T) {
 	t.Helper()
-	e2eSkipShort(t)
-	e2eRequire(t, "the Docker daemon (docker info)", e2eDockerProbe.check(func() error {
-		return e2eProbeCmd("docker", "info", "--format", "{{.ServerVersion}}")
-	}))
+	imagetest.RequireDocker(t)
 }
 
 // requirePodman skips the test without a working podman, or fails it under CI=true.
 func requirePodman(t *testing.T) {
 	t.Helper()
-	e2eRequire(t, "podman", e2ePodmanProbe.check(func() error { return e2eProbeCmd("podman", "--version") }))
+	imagetest.Require(t, "podman", e2ePodmanProbe.Check(func() error { return imagetest.ProbeCmd("podman", "--version") }))
 }
 
 // requireSkopeo skips the test without a working skopeo, or fails it under CI=true.
 func requireSkopeo(t *testing.T) {
 	t.Helper()
-	e2eRequire(t, "skopeo", e2eSkopeoProbe.check(func() error { return e2eProbeCmd("skopeo", "--version") }))
+	imagetest.Require(t, "skopeo", e2eSkopeoProbe.Check(func() error { return imagetest.ProbeCmd("skopeo", "--version") }))
 }
 
 var e2eBusyboxBytes []byte
@@ -118,7 +70,7 @@ var e2eBusyboxBytes []byte
 // busybox-static installs one as /bin/busybox); the images run it with no libc.
 func e2eBusybox(t *testing.T) []byte {
 	t.Helper()
-	e2eRequire(t, "a static busybox (apt-get install busybox-static)", e2eBusyboxProbe.check(func() error {
+	imagetest.Require(t, "a static busybox (apt-get install busybox-static)", e2eBusyboxProbe.Check(func() error {
 		p, err := exec.LookPath("busybox")
 		if _, serr := os.Stat("/bin/busybox"); serr == nil {
 			p, err = "/bin/busybox", nil
@@ -285,7 +237,7 @@ func e2eFindBuilder(t *testing.T) e2eBuilder {
 			e2eBuilderReason = "the CLASSIC builder, as DFBUILD_E2E_BUILDER=classic asks"
 			return
 		}
-		if e2eProbeCmd("docker", "buildx", "version") == nil {
+		if imagetest.ProbeCmd("docker", "buildx", "version") == nil {
 			e2eBuilderFound = e2eBuilder{argv: []string{"docker", "buildx", "build", "--load"}, kind: "buildx"}
 			e2eBuilderReason = "docker buildx"
 			return
@@ -504,18 +456,22 @@ func e2eGzip(b []byte) []byte {
 
 // ---- archives and layers -----------------------------------------------------------
 
-// e2eEntry is one path of a layer or an exported filesystem.
+// e2eEntry is one path of a layer, an exported filesystem or a flattened image.
 type e2eEntry struct {
-	Type  string // d, f, l (symlink), h (hard link), c, b, p
-	Mode  int64  // permission and special bits
-	UID   int
-	GID   int
-	Size  int64
-	SHA   string // sha256 of a regular file's contents
-	Link  string // symlink target or hard link name
-	MTime time.Time
-	Index int // position in the tar
+	Type   string // d, f, l (symlink), h (hard link), c, b, p
+	Mode   int64  // permission and special bits
+	UID    int
+	GID    int
+	Size   int64
+	SHA    string // sha256 of a regular file's contents
+	Small  []byte // the contents of a regular file of up to e2eSmall bytes
+	Link   string // symlink target, hard link name (absolute), or "major,minor"
+	MTime  time.Time
+	Xattrs string // the SCHILY.xattr records, sorted, "name=value" joined by ","
+	Index  int    // position in the tar
 }
+
+const e2eSmall = 64
 
 func (e e2eEntry) String() string {
 	s := fmt.Sprintf("%s %04o %d:%d size=%d mtime=%s", e.Type, e.Mode, e.UID, e.GID, e.Size, e.MTime.UTC().Format(time.RFC3339))
@@ -525,36 +481,53 @@ func (e e2eEntry) String() string {
 	if e.SHA != "" {
 		s += " sha256:" + e.SHA[:12]
 	}
+	if e.Xattrs != "" {
+		s += " xattrs:" + e.Xattrs
+	}
 	return s
 }
 
 // e2eCleanName turns a tar name into an absolute, clean path ("/" for the root).
 func e2eCleanName(n string) string { return path.Clean("/" + n) }
 
-// e2eReadTree reads a tar stream into a map from clean path to entry.
-func e2eReadTree(r io.Reader) (map[string]e2eEntry, []string, error) {
-	tree := map[string]e2eEntry{}
-	var order []string
+// e2eTree is a filesystem: clean absolute paths ("/a/b") to entries, and their order.
+type e2eTree struct {
+	Entries map[string]e2eEntry
+	Order   []string
+}
+
+// e2eReadTree reads a tar stream, hashing file contents as they go by, so that a
+// layer or an export of gigabytes is never held in memory.
+func e2eReadTree(r io.Reader) (*e2eTree, error) {
+	tree := &e2eTree{Entries: map[string]e2eEntry{}}
 	tr := tar.NewReader(r)
 	for i := 0; ; i++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return tree, order, nil
+			return tree, nil
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		e := e2eEntry{Mode: h.Mode & 0o7777, UID: h.Uid, GID: h.Gid, MTime: h.ModTime, Index: i}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			e.Type = "d"
-		case tar.TypeReg:
+		case tar.TypeReg, tar.TypeRegA:
 			e.Type, e.Size = "f", h.Size
 			s := sha256.New()
-			if _, err := io.Copy(s, tr); err != nil {
-				return nil, nil, err
+			var small bytes.Buffer
+			w := io.Writer(s)
+			if h.Size <= e2eSmall {
+				w = io.MultiWriter(s, &small)
+			}
+			if _, err := io.Copy(w, tr); err != nil {
+				return nil, err
 			}
 			e.SHA = hex.EncodeToString(s.Sum(nil))
+			if h.Size <= e2eSmall {
+				e.Small = append([]byte{}, small.Bytes()...)
+			}
 		case tar.TypeSymlink:
 			e.Type, e.Link = "l", h.Linkname
 		case tar.TypeLink:
@@ -568,12 +541,20 @@ func e2eReadTree(r io.Reader) (map[string]e2eEntry, []string, error) {
 		default:
 			e.Type = fmt.Sprintf("?%c", h.Typeflag)
 		}
-		name := e2eCleanName(h.Name)
-		if _, dup := tree[name]; dup {
-			return nil, nil, fmt.Errorf("duplicate path %s in the tar", name)
+		var xattrs []string
+		for k, v := range h.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				xattrs = append(xattrs, name+"="+strconv.Quote(v))
+			}
 		}
-		tree[name] = e
-		order = append(order, name)
+		slices.Sort(xattrs)
+		e.Xattrs = strings.Join(xattrs, ",")
+		name := e2eCleanName(h.Name)
+		if _, dup := tree.Entries[name]; dup {
+			return nil, fmt.Errorf("duplicate path %s in the tar", name)
+		}
+		tree.Entries[name] = e
+		tree.Order = append(tree.Order, name)
 	}
 }
 
@@ -691,11 +672,11 @@ func e2eMaybeGunzip(b []byte) ([]byte, error) {
 // e2eLayerTree reads one layer tar.
 func e2eLayerTree(t *testing.T, layer []byte) (map[string]e2eEntry, []string) {
 	t.Helper()
-	tree, order, err := e2eReadTree(bytes.NewReader(layer))
+	tree, err := e2eReadTree(bytes.NewReader(layer))
 	if err != nil {
 		t.Fatalf("reading a layer: %v", err)
 	}
-	return tree, order
+	return tree.Entries, tree.Order
 }
 
 // e2eDockerSave saves an image with docker save and reads it back.
@@ -715,20 +696,42 @@ func e2eDockerSave(t *testing.T, ref string) e2eImage {
 func e2eExport(t *testing.T, ref string) map[string]e2eEntry {
 	t.Helper()
 	name := fmt.Sprintf("dfbuild-e2e-%d-%d", os.Getpid(), e2eCounter.Add(1))
-	// The container never runs; the entrypoint is replaced so that images without a
-	// command can be created too.
-	e2eDocker(t, "create", "--name", name, "--network", "none", "--entrypoint", "/not-run", ref)
-	t.Cleanup(func() {
-		if _, _, err := e2eExec(nil, nil, "docker", "rm", "-f", name); err != nil {
-			t.Logf("cleanup: %v", err)
-		}
-	})
-	out := e2eDocker(t, "export", name)
-	tree, _, err := e2eReadTree(strings.NewReader(out))
+	tree, err := e2eExportTree(ref, name)
 	if err != nil {
-		t.Fatalf("docker export %s: %v", ref, err)
+		t.Fatal(err)
 	}
-	return tree
+	return tree.Entries
+}
+
+// e2eExportTree creates the container named container of the image (never started:
+// the entrypoint is replaced so that images without a command can be created too),
+// streams docker export of it into a tree, and removes the container.
+func e2eExportTree(ref, container string) (*e2eTree, error) {
+	if _, _, err := e2eExec(nil, nil, "docker", "create", "--name", container, "--network", "none", "--entrypoint", "/not-run", ref); err != nil {
+		return nil, err
+	}
+	defer e2eExec(nil, nil, "docker", "rm", "-f", container)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", "export", container)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	tree, rerr := e2eReadTree(out)
+	io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("docker export %s: %w\n%s", ref, err, stderr.String())
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("docker export %s: %w", ref, rerr)
+	}
+	return tree, nil
 }
 
 // ---- comparing ---------------------------------------------------------------------

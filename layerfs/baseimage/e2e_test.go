@@ -16,51 +16,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/baseimage"
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 )
-
-// The gating of cmd/dfbuild's end-to-end tests, in small: a missing tool skips the
-// test, or fails it under CI=true; -short skips it outside CI.
-
-func e2eInCI() bool { return os.Getenv("CI") == "true" }
-
-func e2eRequire(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if e2eInCI() {
-		t.Fatalf("%s is required under CI=true but is not usable: %v", what, err)
-	}
-	t.Skipf("skipping: %s is not usable: %v (set CI=true to make this a failure)", what, err)
-}
-
-var (
-	dockerOnce sync.Once
-	dockerErr  error
-)
-
-// requireDocker skips the test unless a Docker daemon answers (docker info), or
-// fails it under CI=true. It also skips in -short mode outside CI.
-func requireDocker(t *testing.T) {
-	t.Helper()
-	if testing.Short() && !e2eInCI() {
-		t.Skip("skipping the end-to-end test in -short mode")
-	}
-	dockerOnce.Do(func() {
-		if _, err := exec.LookPath("docker"); err != nil {
-			dockerErr = err
-			return
-		}
-		_, dockerErr = docker(context.Background(), "info", "--format", "{{.ServerVersion}}")
-	})
-	e2eRequire(t, "the Docker daemon (docker info)", dockerErr)
-}
 
 func docker(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -92,7 +54,7 @@ func busyboxRootfs(t *testing.T) []byte {
 	if _, err := os.Stat(p); err != nil {
 		var lerr error
 		if p, lerr = exec.LookPath("busybox"); lerr != nil {
-			e2eRequire(t, "a static busybox (apt-get install busybox-static)", errors.Join(err, lerr))
+			imagetest.Require(t, "a static busybox (apt-get install busybox-static)", errors.Join(err, lerr))
 		}
 	}
 	bb, err := os.ReadFile(p)
@@ -121,7 +83,7 @@ func busyboxRootfs(t *testing.T) []byte {
 // files above it (whiteouts). Each loaded tree must match what `docker export` of
 // a container of the image gives, and the layers must rewrite to the diff_ids.
 func TestDockerSave(t *testing.T) {
-	requireDocker(t)
+	imagetest.RequireDocker(t)
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs.tar")
 	must(t, os.WriteFile(rootfs, busyboxRootfs(t), 0o644))

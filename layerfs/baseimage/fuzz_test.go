@@ -11,6 +11,7 @@ import (
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/baseimage"
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 )
 
 // checkBase reads everything a loaded image offers: every file of the tree through
@@ -51,18 +52,18 @@ func checkBase(t *testing.T, b *baseimage.Base) {
 func FuzzLoad(f *testing.F) {
 	images := fixture(f)
 	for _, img := range images {
-		o := newOut()
-		fillLegacy(o, []*fixImage{img}, false)
-		f.Add(o.tarBytes())
-		o = newOut()
-		fillOCI(o, []*fixImage{img}, "", true)
-		f.Add(o.tarBytes())
+		o := files()
+		o.AddDockerArchive(archiveImages([]*fixImage{img}, "plain"), imagetest.DockerSave)
+		f.Add(mustTar(f, o))
+		o = files()
+		o.AddOCILayout(archiveImages([]*fixImage{img}, ""), true)
+		f.Add(mustTar(f, o))
 	}
 	small := newFixImage([]string{"small:1"}, [][]byte{layerTar(f, fileE("a", "a"), hardE("b", "a"), whE("c"))}, []string{"gzip"})
-	o := newOut()
-	fillOCI(o, []*fixImage{small}, "", false)
-	f.Add(o.tarBytes())
-	f.Add(gzipOf(o.tarBytes()))
+	o := files()
+	o.AddOCILayout(archiveImages([]*fixImage{small}, ""), false)
+	f.Add(mustTar(f, o))
+	f.Add(imagetest.Gzip(mustTar(f, o)))
 	f.Add([]byte{})
 	f.Add([]byte("not an archive"))
 	f.Add(layerTar(f, fileE("manifest.json", `[{"Config":"c.json","Layers":["l.tar"]}]`), fileE("c.json", `{"rootfs":{"diff_ids":[]}}`)))
@@ -103,7 +104,7 @@ func FuzzLoadLayer(f *testing.F) {
 	f.Add(layerTar(f, fileE("l/inside", "i"), hardE("h", "l/inside")))
 	f.Add(layerTar(f, linkE("d", "f"), whE("nothing"), fileE("new/deep/file", "x")))
 	f.Add(layerTar(f, fileE("d", "a file"), opqE("")))
-	f.Add(gzipOf(layerTar(f, whE("f"))))
+	f.Add(imagetest.Gzip(layerTar(f, whE("f"))))
 	f.Add([]byte{})
 
 	lower := layerTar(f, dirE("d/"), fileE("d/x", "x"), dirE("d/sub/"), fileE("d/sub/y", "y"), fileE("f", "f"), linkE("l", "d"))
@@ -116,17 +117,18 @@ func FuzzLoadLayer(f *testing.F) {
 			plain = d
 		}
 		img := newFixImage([]string{"fuzz:1"}, [][]byte{lower, plain}, []string{"", ""})
-		o := newOut()
-		fillOCI(o, []*fixImage{img}, "", false)
+		o := files()
+		o.AddOCILayout(archiveImages([]*fixImage{img}, ""), false)
 		// Store the layer as given (compressed or not) under its blob digest.
-		for _, n := range o.names {
-			if bytes.Equal(o.files[n], plain) && !bytes.Equal(plain, layer) {
-				o.files[n] = layer
+		o.Edit(func(_ string, b []byte) []byte {
+			if bytes.Equal(b, plain) && !bytes.Equal(plain, layer) {
+				return layer
 			}
-		}
+			return b
+		})
 		file, spool := filepath.Join(dir, "archive"), filepath.Join(dir, "spool")
 		defer os.RemoveAll(spool)
-		if err := o.writeTar(file); err != nil {
+		if err := o.WriteTar(file); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Mkdir(spool, 0o755); err != nil {

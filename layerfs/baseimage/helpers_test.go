@@ -3,7 +3,6 @@ package baseimage_test
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,16 +10,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/image"
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 )
 
 // t0 is the mtime of every fixture entry unless one says otherwise.
@@ -95,22 +92,6 @@ func layerTar(t testing.TB, entries ...ent) []byte {
 	return buf.Bytes()
 }
 
-func gzipOf(b []byte) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	zw.Close()
-	return buf.Bytes()
-}
-
-func zstdOf(b []byte) []byte {
-	zw, err := zstd.NewWriter(nil)
-	if err != nil {
-		panic(err)
-	}
-	return zw.EncodeAll(b, nil)
-}
-
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -160,85 +141,37 @@ func (img *fixImage) stored(i int, override string) ([]byte, string) {
 	}
 	switch c {
 	case "gzip":
-		return gzipOf(img.layers[i]), "application/vnd.oci.image.layer.v1.tar+gzip"
+		return imagetest.Gzip(img.layers[i]), imagetest.MediaTypeLayerGzip
 	case "zstd":
-		return zstdOf(img.layers[i]), "application/vnd.oci.image.layer.v1.tar+zstd"
+		return imagetest.Zstd(img.layers[i]), imagetest.MediaTypeLayerZstd
 	}
-	return img.layers[i], "application/vnd.oci.image.layer.v1.tar"
+	return img.layers[i], imagetest.MediaTypeLayer
 }
 
-// out collects the files of an archive or layout in the order they are added.
-type out struct {
-	names []string
-	files map[string][]byte
-	links map[string]string
-}
-
-func newOut() *out { return &out{files: map[string][]byte{}, links: map[string]string{}} }
-
-func (o *out) add(name string, b []byte) {
-	if _, ok := o.files[name]; !ok {
-		o.names = append(o.names, name)
+// archiveImages are images as imagetest writes them, each layer stored as comp says
+// ("" keeps each image's own choice, "plain" stores them uncompressed).
+func archiveImages(images []*fixImage, comp string) []imagetest.ArchiveImage {
+	var out []imagetest.ArchiveImage
+	for _, img := range images {
+		ai := imagetest.ArchiveImage{Tags: img.tags, Config: img.config}
+		for i := range img.layers {
+			b, mt := img.stored(i, comp)
+			ai.Layers = append(ai.Layers, imagetest.Blob{Data: b, MediaType: mt})
+		}
+		out = append(out, ai)
 	}
-	o.files[name] = b
+	return out
 }
 
-func (o *out) link(name, target string) {
-	o.names = append(o.names, name)
-	o.links[name] = target
-}
+// files returns an empty archive: the parent directories first, as docker save
+// writes them, and every entry at t0.
+func files() *imagetest.Files { return imagetest.NewFiles(t0, true) }
 
-func (o *out) tarBytes() []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dirs := map[string]bool{}
-	for _, n := range o.names {
-		// Parent directories first, as docker save writes them.
-		for i := range n {
-			if n[i] == '/' && !dirs[n[:i]] {
-				dirs[n[:i]] = true
-				tw.WriteHeader(&tar.Header{Name: n[:i+1], Typeflag: tar.TypeDir, Mode: 0o755, ModTime: t0})
-			}
-		}
-		h := &tar.Header{Name: n, Mode: 0o644, ModTime: t0, Typeflag: tar.TypeReg}
-		if target, ok := o.links[n]; ok {
-			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, target, 0o777
-		} else {
-			h.Size = int64(len(o.files[n]))
-		}
-		tw.WriteHeader(h)
-		tw.Write(o.files[n])
-	}
-	tw.Close()
-	return buf.Bytes()
-}
-
-func (o *out) writeTar(p string) error { return os.WriteFile(p, o.tarBytes(), 0o644) }
-
-func (o *out) writeDir(dir string) error {
-	for _, n := range o.names {
-		p := filepath.Join(dir, filepath.FromSlash(n))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if target, ok := o.links[n]; ok {
-			if err := os.Symlink(target, p); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := os.WriteFile(p, o.files[n], 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func jsonOf(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
+// mustTar is o's tar.
+func mustTar(tb testing.TB, o *imagetest.Files) []byte {
+	tb.Helper()
+	b, err := o.Tar()
+	must(tb, err)
 	return b
 }
 
@@ -246,99 +179,6 @@ func jsonOf(v any) []byte {
 type format struct {
 	name  string
 	write func(t *testing.T, p string, images []*fixImage)
-}
-
-// fillLegacy writes docker save's archive before Engine 25: <v1id>/layer.tar, a
-// layer seen before as a symlink to its first copy, <config>.json, repositories and
-// manifest.json. With named set it writes podman's and skopeo's docker-archive
-// instead: each layer as <digest>.tar at the top, stored as the image says (a
-// compressed layer keeps its compression, which docker-archive allows).
-func fillLegacy(o *out, images []*fixImage, named bool) {
-	first := map[string]string{}
-	var manifest []dockerarchive.DockerManifest
-	repos := map[string]map[string]string{}
-	for _, img := range images {
-		m := dockerarchive.DockerManifest{Config: sha(img.config) + ".json", RepoTags: img.tags}
-		parent := ""
-		for i := range img.layers {
-			if named {
-				b, _ := img.stored(i, "")
-				n := sha(b) + ".tar"
-				o.add(n, b)
-				m.Layers = append(m.Layers, n)
-				continue
-			}
-			b := img.layers[i]
-			d := sha(b)
-			v1 := sha([]byte(parent + " " + d))
-			parent = v1
-			o.add(v1+"/VERSION", []byte("1.0"))
-			o.add(v1+"/json", jsonOf(map[string]string{"id": v1}))
-			n := v1 + "/layer.tar"
-			switch {
-			case first[d] == "":
-				o.add(n, b)
-				first[d] = n
-			case first[d] != n:
-				o.link(n, "../"+first[d])
-			}
-			m.Layers = append(m.Layers, n)
-		}
-		o.add(m.Config, img.config)
-		for _, tg := range img.tags {
-			name, tag, _ := strings.Cut(tg, ":")
-			if repos[name] == nil {
-				repos[name] = map[string]string{}
-			}
-			repos[name][tag] = parent
-		}
-		manifest = append(manifest, m)
-	}
-	o.add("repositories", jsonOf(repos))
-	o.add("manifest.json", jsonOf(manifest))
-}
-
-// fillOCI writes an OCI image layout with every layer compressed as comp says
-// ("" keeps each image's own choice); with docker25 set, it adds what docker save
-// writes since Engine 25: manifest.json pointing into blobs/, and index.json
-// descriptors named both by containerd's annotation and by the bare tag.
-func fillOCI(o *out, images []*fixImage, comp string, docker25 bool) {
-	blob := func(b []byte, mt string) dockerarchive.Descriptor {
-		d := layerfs.DigestOf(b)
-		o.add("blobs/sha256/"+d.Hex(), b)
-		return dockerarchive.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
-	}
-	index := dockerarchive.Index{SchemaVersion: 2, MediaType: dockerarchive.MediaTypeIndex}
-	var manifest []dockerarchive.DockerManifest
-	for _, img := range images {
-		m := dockerarchive.Manifest{SchemaVersion: 2, MediaType: dockerarchive.MediaTypeManifest}
-		m.Config = blob(img.config, dockerarchive.MediaTypeConfig)
-		dm := dockerarchive.DockerManifest{Config: "blobs/sha256/" + m.Config.Digest.Hex(), RepoTags: img.tags}
-		for i := range img.layers {
-			d := blob(img.stored(i, comp))
-			m.Layers = append(m.Layers, d)
-			dm.Layers = append(dm.Layers, "blobs/sha256/"+d.Digest.Hex())
-		}
-		md := blob(jsonOf(m), dockerarchive.MediaTypeManifest)
-		if len(img.tags) == 0 {
-			index.Manifests = append(index.Manifests, md)
-		}
-		for _, tg := range img.tags {
-			d := md
-			d.Annotations = map[string]string{"org.opencontainers.image.ref.name": tg}
-			if docker25 {
-				full, _ := image.ParseTag(tg)
-				d.Annotations = map[string]string{"io.containerd.image.name": full.Full, "org.opencontainers.image.ref.name": full.Tag}
-			}
-			index.Manifests = append(index.Manifests, d)
-		}
-		manifest = append(manifest, dm)
-	}
-	o.add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
-	o.add("index.json", jsonOf(index))
-	if docker25 {
-		o.add("manifest.json", jsonOf(manifest))
-	}
 }
 
 // dfbuildEntries are the images as dockerarchive writes them: dfbuild's own output.
@@ -365,46 +205,51 @@ func dfbuildEntries(t *testing.T, images []*fixImage) []dockerarchive.Entry {
 	return entries
 }
 
+// The docker save formats before Engine 25 store each layer uncompressed; podman's
+// and skopeo's docker-archive (TopLayers) keeps a compressed layer's compression,
+// which docker-archive allows. The OCI ones compress every layer as they say.
 var formats = []format{
 	{"docker-save-20.10", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillLegacy(o, images, false)
-		must(t, o.writeTar(p))
+		o := files()
+		o.AddDockerArchive(archiveImages(images, "plain"), imagetest.DockerSave)
+		must(t, o.WriteTar(p))
 	}},
 	{"docker-save-20.10-gzipped", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillLegacy(o, images, false)
-		must(t, os.WriteFile(p, gzipOf(o.tarBytes()), 0o644))
+		o := files()
+		o.AddDockerArchive(archiveImages(images, "plain"), imagetest.DockerSave)
+		b, err := o.Tar()
+		must(t, err)
+		must(t, os.WriteFile(p, imagetest.Gzip(b), 0o644))
 	}},
 	{"docker-save-20.10-dir", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillLegacy(o, images, false)
-		must(t, o.writeDir(p))
+		o := files()
+		o.AddDockerArchive(archiveImages(images, "plain"), imagetest.DockerSave)
+		must(t, o.WriteDir(p))
 	}},
 	{"docker-archive", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillLegacy(o, images, true)
-		must(t, o.writeTar(p))
+		o := files()
+		o.AddDockerArchive(archiveImages(images, ""), imagetest.TopLayers)
+		must(t, o.WriteTar(p))
 	}},
 	{"docker-save-25", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillOCI(o, images, "plain", true)
-		must(t, o.writeTar(p))
+		o := files()
+		o.AddOCILayout(archiveImages(images, "plain"), true)
+		must(t, o.WriteTar(p))
 	}},
 	{"oci-dir", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillOCI(o, images, "", false)
-		must(t, o.writeDir(p))
+		o := files()
+		o.AddOCILayout(archiveImages(images, ""), false)
+		must(t, o.WriteDir(p))
 	}},
 	{"oci-archive-gzip", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillOCI(o, images, "gzip", false)
-		must(t, o.writeTar(p))
+		o := files()
+		o.AddOCILayout(archiveImages(images, "gzip"), false)
+		must(t, o.WriteTar(p))
 	}},
 	{"oci-archive-zstd", func(t *testing.T, p string, images []*fixImage) {
-		o := newOut()
-		fillOCI(o, images, "zstd", false)
-		must(t, o.writeTar(p))
+		o := files()
+		o.AddOCILayout(archiveImages(images, "zstd"), false)
+		must(t, o.WriteTar(p))
 	}},
 	{"dfbuild", func(t *testing.T, p string, images []*fixImage) {
 		_, err := dockerarchive.WriteFile(context.Background(), p, dfbuildEntries(t, images))

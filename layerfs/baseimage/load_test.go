@@ -275,11 +275,11 @@ func TestPlatforms(t *testing.T) {
 	var cf image.ConfigFile
 	must(t, json.Unmarshal(arm.config, &cf))
 	cf.Architecture = "arm64"
-	arm.config = jsonOf(cf)
+	arm.config = imagetest.JSON(cf)
 	p := filepath.Join(dir, "oci")
-	o := newOut()
-	fillOCI(o, []*fixImage{amd, arm}, "", false)
-	must(t, o.writeDir(p))
+	o := files()
+	o.AddOCILayout(archiveImages([]*fixImage{amd, arm}, ""), false)
+	must(t, o.WriteDir(p))
 
 	if _, err := baseimage.Load(p, "multi:1", dir); err == nil || !strings.Contains(err.Error(), `"multi:1" names 2 images: multi:1 (linux/amd64); multi:1 (linux/arm64)`) {
 		t.Errorf("Load of an ambiguous name: %v", err)
@@ -307,19 +307,20 @@ func TestPlatforms(t *testing.T) {
 // the image, the layer and the entry, and leave no spool file behind.
 func TestLoadErrors(t *testing.T) {
 	good := layerTar(t, fileE("f", "x"))
-	cutGzip := func(o *out) {
-		for _, n := range o.names {
-			if b := o.files[n]; len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b {
-				o.files[n] = b[:len(b)/2]
+	cutGzip := func(o *imagetest.Files) {
+		o.Edit(func(_ string, b []byte) []byte {
+			if len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b {
+				return b[:len(b)/2]
 			}
-		}
+			return b
+		})
 	}
 	tests := []struct {
 		name   string
 		layers [][]byte
 		comp   []string
-		edit   func(img *fixImage) // before the archive is written
-		mangle func(o *out)        // after
+		edit   func(img *fixImage)      // before the archive is written
+		mangle func(o *imagetest.Files) // after
 		want   []string
 	}{
 		{name: "diff-id", layers: [][]byte{good}, comp: []string{"gzip"},
@@ -356,13 +357,13 @@ func TestLoadErrors(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(img)
 			}
-			o := newOut()
-			fillOCI(o, []*fixImage{img}, "", false)
+			o := files()
+			o.AddOCILayout(archiveImages([]*fixImage{img}, ""), false)
 			if tt.mangle != nil {
 				tt.mangle(o)
 			}
 			p := filepath.Join(dir, "bad.tar")
-			must(t, o.writeTar(p))
+			must(t, o.WriteTar(p))
 			spool := filepath.Join(dir, "spool")
 			must(t, os.Mkdir(spool, 0o755))
 			_, err := baseimage.Load(p, "bad:1", spool)
@@ -410,8 +411,8 @@ func TestIsImage(t *testing.T) {
 		want  bool
 	}{
 		{"rootfs", rootfs, false},
-		{"rootfs-gzip", gzipOf(rootfs), false},
-		{"rootfs-zstd", zstdOf(rootfs), false},
+		{"rootfs-gzip", imagetest.Gzip(rootfs), false},
+		{"rootfs-zstd", imagetest.Zstd(rootfs), false},
 		{"rootfs-top-level-files", layerTar(t, fileE("hello", "x"), fileE("README", "y")), false},
 		{"empty-file", nil, false},
 		{"garbage", []byte(strings.Repeat("garbage", 100)), false},

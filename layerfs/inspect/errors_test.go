@@ -12,6 +12,7 @@ import (
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 	"github.com/dfbuild/dfbuild/layerfs/inspect"
 )
 
@@ -30,18 +31,18 @@ func layerTar(t *testing.T, name, body string) []byte {
 func TestBadInput(t *testing.T) {
 	good := layerTar(t, "a", "alpha")
 	config := func(ids ...layerfs.Digest) []byte {
-		return jsonOf(map[string]any{"os": "linux", "architecture": "amd64",
+		return imagetest.JSON(map[string]any{"os": "linux", "architecture": "amd64",
 			"rootfs": map[string]any{"type": "layers", "diff_ids": ids}})
 	}
 	docker := func(cfg []byte, layers map[string][]byte, order ...string) func(string) error {
 		return func(p string) error {
 			o := newTarOut()
 			for _, n := range order {
-				o.add(n, layers[n])
+				o.Add(n, layers[n])
 			}
-			o.add("c.json", cfg)
-			o.add("manifest.json", jsonOf([]dockerarchive.DockerManifest{{Config: "c.json", Layers: order}}))
-			return o.writeTar(p)
+			o.Add("c.json", cfg)
+			o.Add("manifest.json", imagetest.JSON([]dockerarchive.DockerManifest{{Config: "c.json", Layers: order}}))
+			return o.WriteTar(p)
 		}
 	}
 	cases := []struct {
@@ -55,23 +56,23 @@ func TestBadInput(t *testing.T) {
 			openErr: "not an image archive or layout: not a tar file", notImage: true},
 		{name: "plain tar", write: func(p string) error {
 			o := newTarOut()
-			o.add("etc/passwd", []byte("root"))
-			return o.writeTar(p)
+			o.Add("etc/passwd", []byte("root"))
+			return o.WriteTar(p)
 		}, openErr: "it has neither manifest.json nor index.json", notImage: true},
 		{name: "empty dir", write: func(p string) error { return os.Mkdir(p, 0o755) },
 			openErr: "it has neither manifest.json nor index.json", notImage: true},
 		{name: "missing layer", write: func(p string) error {
 			o := newTarOut()
-			o.add("c.json", config(layerfs.DigestOf(good)))
-			o.add("manifest.json", jsonOf([]dockerarchive.DockerManifest{{Config: "c.json", Layers: []string{"l/layer.tar"}}}))
-			return o.writeTar(p)
+			o.Add("c.json", config(layerfs.DigestOf(good)))
+			o.Add("manifest.json", imagetest.JSON([]dockerarchive.DockerManifest{{Config: "c.json", Layers: []string{"l/layer.tar"}}}))
+			return o.WriteTar(p)
 		}, openErr: `image 1: layer 1: "l/layer.tar" is missing`},
 		{name: "layer count", write: docker(config(), map[string][]byte{"l.tar": good}, "l.tar"),
 			openErr: "1 layer listed but 0 diff_ids in the config"},
 		{name: "bad manifest.json", write: func(p string) error {
 			o := newTarOut()
-			o.add("manifest.json", []byte("{"))
-			return o.writeTar(p)
+			o.Add("manifest.json", []byte("{"))
+			return o.WriteTar(p)
 		}, openErr: "reading manifest.json: invalid JSON"},
 		{name: "wrong diff_id", write: docker(config(layerfs.DigestOf([]byte("other"))), map[string][]byte{"l.tar": good}, "l.tar"),
 			err: "image 1: reading layer 1: the layer's digest is " + string(layerfs.DigestOf(good))},
@@ -83,13 +84,13 @@ func TestBadInput(t *testing.T) {
 			must(t, os.WriteFile(filepath.Join(filepath.Dir(p), "outside.tar"), good, 0o644))
 			must(t, os.Symlink("../outside.tar", filepath.Join(p, "l.tar")))
 			return os.WriteFile(filepath.Join(p, "manifest.json"),
-				jsonOf([]dockerarchive.DockerManifest{{Config: "c.json", Layers: []string{"l.tar"}}}), 0o644)
+				imagetest.JSON([]dockerarchive.DockerManifest{{Config: "c.json", Layers: []string{"l.tar"}}}), 0o644)
 		}, openErr: `layer 1: "l.tar" is missing`},
 		{name: "hostile digest", write: func(p string) error {
 			o := newTarOut()
-			o.add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
-			o.add("index.json", []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../etc/passwd"}]}`))
-			return o.writeTar(p)
+			o.Add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+			o.Add("index.json", []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../etc/passwd"}]}`))
+			return o.WriteTar(p)
 		}, openErr: `invalid digest "sha256:../../etc/passwd"`},
 	}
 	for _, c := range cases {

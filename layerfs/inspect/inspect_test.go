@@ -3,7 +3,6 @@ package inspect_test
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"flag"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/dfbuild/dfbuild/layerfs/imagetest"
@@ -341,76 +339,25 @@ func writeDFBuild(p string, images []*testImage) error {
 	return err
 }
 
-// tarOut collects the files of an archive in the order they are added.
-type tarOut struct {
-	names []string
-	files map[string][]byte
-	links map[string]string
-}
-
-func newTarOut() *tarOut { return &tarOut{files: map[string][]byte{}, links: map[string]string{}} }
-
-func (o *tarOut) add(name string, b []byte) {
-	if _, ok := o.files[name]; !ok {
-		o.names = append(o.names, name)
-	}
-	o.files[name] = b
-}
-
-func (o *tarOut) link(name, target string) {
-	o.names = append(o.names, name)
-	o.links[name] = target
-}
-
-func (o *tarOut) writeTar(p string) error {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, n := range o.names {
-		h := &tar.Header{Name: n, Mode: 0o644, ModTime: testTime, Typeflag: tar.TypeReg}
-		if target, ok := o.links[n]; ok {
-			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, target, 0o777
-		} else {
-			h.Size = int64(len(o.files[n]))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if _, err := tw.Write(o.files[n]); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return os.WriteFile(p, buf.Bytes(), 0o644)
-}
-
-func (o *tarOut) writeDir(dir string) error {
-	for _, n := range o.names {
-		p := filepath.Join(dir, filepath.FromSlash(n))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if target, ok := o.links[n]; ok {
-			if err := os.Symlink(target, p); err != nil {
-				return err
+// archiveImages are the images as imagetest writes them, each layer compressed by
+// compress (nil stores it as it is).
+func archiveImages(images []*testImage, compress func([]byte) ([]byte, string)) []imagetest.ArchiveImage {
+	var out []imagetest.ArchiveImage
+	for _, ti := range images {
+		ai := imagetest.ArchiveImage{Tags: ti.tags, Config: ti.config}
+		for _, l := range ti.layers {
+			b, mt := l, imagetest.MediaTypeLayer
+			if compress != nil {
+				b, mt = compress(l)
 			}
-			continue
+			ai.Layers = append(ai.Layers, imagetest.Blob{Data: b, MediaType: mt})
 		}
-		if err := os.WriteFile(p, o.files[n], 0o644); err != nil {
-			return err
-		}
+		out = append(out, ai)
 	}
-	return nil
+	return out
 }
 
-func jsonOf(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+func newTarOut() *imagetest.Files { return imagetest.NewFiles(testTime, false) }
 
 // writeLegacy writes docker save's archive before Engine 25: <v1id>/layer.tar, a
 // repeated layer as a symlink to its first copy, <config>.json and repositories.
@@ -418,131 +365,62 @@ func jsonOf(v any) []byte {
 // the top, which manifest.json names, and <v1id>/layer.tar symlinks to them.
 func writeLegacy(skopeo bool) func(string, []*testImage) error {
 	return func(p string, images []*testImage) error {
-		o := newTarOut()
-		first := map[layerfs.Digest]string{}
-		var manifest []dockerarchive.DockerManifest
-		repos := map[string]map[string]string{}
-		for _, ti := range images {
-			m := dockerarchive.DockerManifest{Config: layerfs.DigestOf(ti.config).Hex() + ".json", RepoTags: ti.tags}
-			parent := ""
-			for _, b := range ti.layers {
-				d := layerfs.DigestOf(b)
-				v1 := layerfs.DigestOf([]byte(parent + " " + string(d))).Hex()
-				parent = v1
-				o.add(v1+"/VERSION", []byte("1.0"))
-				o.add(v1+"/json", jsonOf(map[string]string{"id": v1}))
-				switch {
-				case skopeo:
-					o.add(d.Hex()+".tar", b)
-					o.link(v1+"/layer.tar", "../"+d.Hex()+".tar")
-					m.Layers = append(m.Layers, d.Hex()+".tar")
-					continue
-				case first[d] != "" && first[d] != v1+"/layer.tar":
-					o.link(v1+"/layer.tar", "../"+first[d])
-				case first[d] == "":
-					o.add(v1+"/layer.tar", b)
-					first[d] = v1 + "/layer.tar"
-				}
-				m.Layers = append(m.Layers, v1+"/layer.tar")
-			}
-			o.add(m.Config, ti.config)
-			for _, tg := range ti.tags {
-				n, tag, _ := strings.Cut(tg, ":")
-				if repos[n] == nil {
-					repos[n] = map[string]string{}
-				}
-				repos[n][tag] = parent
-			}
-			manifest = append(manifest, m)
+		layout := imagetest.DockerSave
+		if skopeo {
+			layout = imagetest.TopLayersV1Links
 		}
-		o.add("repositories", jsonOf(repos))
-		o.add("manifest.json", jsonOf(manifest))
-		return o.writeTar(p)
+		o := newTarOut()
+		o.AddDockerArchive(archiveImages(images, nil), layout)
+		return o.WriteTar(p)
 	}
 }
 
 func gzipBytes(b []byte) ([]byte, string) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	zw.Close()
-	return buf.Bytes(), "application/vnd.oci.image.layer.v1.tar+gzip"
+	return imagetest.Gzip(b), imagetest.MediaTypeLayerGzip
 }
 
 func zstdBytes(b []byte) ([]byte, string) {
-	zw, err := zstd.NewWriter(nil)
-	if err != nil {
-		panic(err)
-	}
-	return zw.EncodeAll(b, nil), "application/vnd.oci.image.layer.v1.tar+zstd"
+	return imagetest.Zstd(b), imagetest.MediaTypeLayerZstd
 }
 
 // writeOCI writes an OCI image layout as skopeo copy ... oci: does: compressed
 // layers, no manifest.json, one index.json descriptor per name.
-func writeOCI(compress func([]byte) ([]byte, string)) func(*tarOut, []*testImage) {
-	return func(o *tarOut, images []*testImage) {
-		blob := func(b []byte) dockerarchive.Descriptor {
-			d := layerfs.DigestOf(b)
-			o.add("blobs/sha256/"+d.Hex(), b)
-			return dockerarchive.Descriptor{Digest: d, Size: int64(len(b))}
-		}
-		index := dockerarchive.Index{SchemaVersion: 2, MediaType: dockerarchive.MediaTypeIndex}
-		for _, ti := range images {
-			m := dockerarchive.Manifest{SchemaVersion: 2, MediaType: dockerarchive.MediaTypeManifest}
-			m.Config = blob(ti.config)
-			m.Config.MediaType = dockerarchive.MediaTypeConfig
-			for _, l := range ti.layers {
-				c, mt := compress(l)
-				d := blob(c)
-				d.MediaType = mt
-				m.Layers = append(m.Layers, d)
-			}
-			md := blob(jsonOf(m))
-			md.MediaType = dockerarchive.MediaTypeManifest
-			if len(ti.tags) == 0 {
-				index.Manifests = append(index.Manifests, md)
-			}
-			for _, tg := range ti.tags {
-				d := md
-				d.Annotations = map[string]string{"org.opencontainers.image.ref.name": tg}
-				index.Manifests = append(index.Manifests, d)
-			}
-		}
-		o.add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
-		o.add("index.json", jsonOf(index))
+func writeOCI(compress func([]byte) ([]byte, string)) func(*imagetest.Files, []*testImage) {
+	return func(o *imagetest.Files, images []*testImage) {
+		o.AddOCILayout(archiveImages(images, compress), false)
 	}
 }
 
 // writeUnpacked writes the directory of -o type=dir: <diffid>/layer.tar,
 // <config digest>.json and manifest.json.
-func writeUnpacked(o *tarOut, images []*testImage) {
+func writeUnpacked(o *imagetest.Files, images []*testImage) {
 	var manifest []dockerarchive.DockerManifest
 	for _, ti := range images {
 		m := dockerarchive.DockerManifest{Config: layerfs.DigestOf(ti.config).Hex() + ".json", RepoTags: ti.tags}
-		o.add(m.Config, ti.config)
+		o.Add(m.Config, ti.config)
 		for _, l := range ti.layers {
 			n := layerfs.DigestOf(l).Hex() + "/layer.tar"
-			o.add(n, l)
+			o.Add(n, l)
 			m.Layers = append(m.Layers, n)
 		}
 		manifest = append(manifest, m)
 	}
-	o.add("manifest.json", jsonOf(manifest))
+	o.Add("manifest.json", imagetest.JSON(manifest))
 }
 
-func toDir(fill func(*tarOut, []*testImage)) func(string, []*testImage) error {
+func toDir(fill func(*imagetest.Files, []*testImage)) func(string, []*testImage) error {
 	return func(p string, images []*testImage) error {
 		o := newTarOut()
 		fill(o, images)
-		return o.writeDir(p)
+		return o.WriteDir(p)
 	}
 }
 
-func toTar(fill func(*tarOut, []*testImage)) func(string, []*testImage) error {
+func toTar(fill func(*imagetest.Files, []*testImage)) func(string, []*testImage) error {
 	return func(p string, images []*testImage) error {
 		o := newTarOut()
 		fill(o, images)
-		return o.writeTar(p)
+		return o.WriteTar(p)
 	}
 }
 
