@@ -370,19 +370,6 @@ func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
 		return b.dispatchEntrypoint(st, in)
 	case *parser.Arg:
 		return b.dispatchArg(st, in)
-	case *parser.Env:
-		// An ENV takes its keys back from ARGs of the same name: from now on expansion
-		// sees the ENV value, as in BuildKit, where the later instruction wins.
-		env := st.env()
-		if err := b.dispatchConfig(st, in, step); err != nil {
-			return err
-		}
-		for _, kv := range in.Pairs {
-			if k, err := b.ex.Word(kv.Key, env); err == nil {
-				st.args = st.args.remove(k)
-			}
-		}
-		return nil
 	case *parser.Run:
 		return errRun
 	}

@@ -39,12 +39,17 @@ func (b *builder) dispatchConfig(st *stage, in parser.Instruction, step *Step) e
 		if err != nil {
 			return err
 		}
-		cfg.Env = slices.Clone(cfg.Env)
+		env := envList(cfg.Env)
 		msg := "ENV"
 		for _, kv := range pairs {
-			cfg.Env = setEnv(cfg.Env, kv.Key, kv.Value)
+			env = env.set(kv.Key, kv.Value)
+			// The ENV takes the key back from an ARG of that name: from now on
+			// expansion sees the ENV value, as in BuildKit, where the later
+			// instruction wins.
+			st.args = st.args.remove(kv.Key)
 			msg += " " + kv.Key + "=" + kv.Value
 		}
+		cfg.Env = env
 		step.Config = []string{"Env"}
 		st.configOnly(msg)
 
@@ -208,18 +213,6 @@ func expandPairs(pairs []parser.KeyValue, word func(what, w string) (string, err
 		out[i] = parser.KeyValue{Key: k, Value: v}
 	}
 	return out, nil
-}
-
-// setEnv replaces the entry for k in env where it stands, or appends one, as
-// BuildKit's addEnv does. Keys are case-sensitive, as on Linux.
-func setEnv(env []string, k, v string) []string {
-	for i, e := range env {
-		if key, _, _ := strings.Cut(e, "="); key == k {
-			env[i] = k + "=" + v
-			return env
-		}
-	}
-	return append(env, k+"="+v)
 }
 
 // dispatchWorkdir sets the working directory to p, relative to the previous one, and
