@@ -177,10 +177,9 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 	if err != nil {
 		return nil, err
 	}
-	// Like BuildKit, only the stages the target needs are built, each after the
-	// stages it needs.
-	order := b.buildOrder(target)
-	if err := checkForward(order); err != nil {
+	// Like BuildKit, only the stages the target needs are built.
+	order, err := b.buildOrder(target)
+	if err != nil {
 		return nil, err
 	}
 	for _, d := range order {

@@ -190,53 +190,38 @@ func (b *builder) target() (*stageDef, error) {
 	return nil, errors.New(msg)
 }
 
-// checkForward refuses COPY --from a stage defined after the one copying, among the
-// stages to build, as BuildKit does: it dispatches stages in Dockerfile order.
-func checkForward(order []*stageDef) error {
-	for _, d := range order {
+// buildOrder lists the stages the target needs in Dockerfile order, the order in
+// which BuildKit dispatches them. FROM names only earlier stages and cycles are
+// refused already, so the one way a stage could need a later one is COPY --from,
+// which is refused as BuildKit refuses it.
+func (b *builder) buildOrder(target *stageDef) ([]*stageDef, error) {
+	need := map[*stageDef]bool{}
+	var mark func(d *stageDef) error
+	mark = func(d *stageDef) error {
+		if need[d] {
+			return nil
+		}
+		need[d] = true
 		for _, dep := range d.deps {
 			if c, ok := dep.in.(*parser.Copy); ok && dep.def.index > d.index {
 				return parser.At(c, fmt.Errorf("cannot copy from stage %q, it needs to be defined before current stage %q", c.From, d.label()))
 			}
+			if err := mark(dep.def); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	return nil
-}
-
-// buildOrder lists the stages the target needs, each after the stages it needs and
-// otherwise in Dockerfile order, as BuildKit dispatches them.
-func (b *builder) buildOrder(target *stageDef) []*stageDef {
-	need := map[*stageDef]bool{}
-	var mark func(d *stageDef)
-	mark = func(d *stageDef) {
-		if need[d] {
-			return
-		}
-		need[d] = true
-		for _, dep := range d.deps {
-			mark(dep.def)
-		}
+	if err := mark(target); err != nil {
+		return nil, err
 	}
-	mark(target)
 	var order []*stageDef
-	placed := map[*stageDef]bool{}
-	var place func(d *stageDef)
-	place = func(d *stageDef) {
-		if placed[d] {
-			return
-		}
-		placed[d] = true
-		for _, dep := range d.deps {
-			place(dep.def)
-		}
-		order = append(order, d)
-	}
 	for _, d := range b.stages {
 		if need[d] {
-			place(d)
+			order = append(order, d)
 		}
 	}
-	return order
+	return order, nil
 }
 
 // copyFromFS returns the filesystem a COPY --from names: an earlier stage (by name
