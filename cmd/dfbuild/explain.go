@@ -170,7 +170,7 @@ func explainSteps(b *memoryBuild, ir *inspect.ImageReport) (*explainReport, erro
 }
 
 func writeExplain(w io.Writer, dockerfile string, rep *explainReport) error {
-	ew := &stickyWriter{w: w}
+	ew := &inspect.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Image %s (not written)\n", rep.ID)
 	if len(rep.Tags) > 0 {
 		var names []string
@@ -230,21 +230,5 @@ func writeExplain(w io.Writer, dockerfile string, rep *explainReport) error {
 		inspect.HumanSize(rep.ContentSize), inspect.HumanSize(rep.Size))
 	fmt.Fprintf(ew, "Wasted: %s in %d file%s that later layers overwrite or remove\n",
 		inspect.HumanSize(rep.WastedBytes), rep.WastedFiles, plural(rep.WastedFiles))
-	return ew.err
-}
-
-// stickyWriter keeps the first write error, so a long listing is written without a
-// check per line and still reports a failed write.
-type stickyWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (s *stickyWriter) Write(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	n, err := s.w.Write(p)
-	s.err = err
-	return n, err
+	return ew.Err
 }

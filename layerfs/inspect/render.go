@@ -47,7 +47,7 @@ func WriteJSON(w io.Writer, r *Report, o Options) error {
 // WriteText writes the report for people: per image its names, an overview table
 // in the manner of docker history, and the totals.
 func WriteText(w io.Writer, r *Report, o Options) error {
-	ew := &errWriter{w: w}
+	ew := &ErrWriter{W: w}
 	for i, img := range r.Images {
 		if i > 0 {
 			fmt.Fprintln(ew)
@@ -57,7 +57,7 @@ func WriteText(w io.Writer, r *Report, o Options) error {
 	if len(r.Images) == 0 {
 		fmt.Fprintf(ew, "%s holds no images\n", r.Source)
 	}
-	return ew.err
+	return ew.Err
 }
 
 func writeImage(w io.Writer, img *ImageReport, o Options) {
@@ -291,18 +291,18 @@ func plural(n int) string {
 	return "s"
 }
 
-// errWriter keeps the first write error, so rendering can go on unchecked and
-// report it once.
-type errWriter struct {
-	w   io.Writer
-	err error
+// ErrWriter keeps the first write error of W, so a long listing can be written
+// without a check per line and still report a failed write once (Err).
+type ErrWriter struct {
+	W   io.Writer
+	Err error
 }
 
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
+func (e *ErrWriter) Write(p []byte) (int, error) {
+	if e.Err != nil {
+		return 0, e.Err
 	}
-	n, err := e.w.Write(p)
-	e.err = err
+	n, err := e.W.Write(p)
+	e.Err = err
 	return n, err
 }
