@@ -376,26 +376,8 @@ const (
 	annotationRef  = "org.opencontainers.image.ref.name"
 )
 
-// ociDescriptor is a descriptor with what loadOCI needs beyond dockerarchive's.
-type ociDescriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      layerfs.Digest    `json:"digest"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-type ociIndex struct {
-	MediaType string          `json:"mediaType"`
-	Manifests []ociDescriptor `json:"manifests"`
-}
-
-type ociManifest struct {
-	MediaType string          `json:"mediaType"`
-	Config    ociDescriptor   `json:"config"`
-	Layers    []ociDescriptor `json:"layers"`
-}
-
 func (a *Archive) loadOCI(st store) error {
-	var idx ociIndex
+	var idx dockerarchive.Index
 	if _, err := readJSON(st, "index.json", &idx); err != nil {
 		return fmt.Errorf("reading index.json: %w", err)
 	}
@@ -406,7 +388,7 @@ func (a *Archive) loadOCI(st store) error {
 // walkIndex adds the images an index lists. Descriptors of one manifest make one
 // image with all their names; a nested index (several platforms) passes its names
 // on to each image in it.
-func (a *Archive) walkIndex(st store, idx ociIndex, names []string, byManifest map[layerfs.Digest]*ArchiveImage, depth int) error {
+func (a *Archive) walkIndex(st store, idx dockerarchive.Index, names []string, byManifest map[layerfs.Digest]*ArchiveImage, depth int) error {
 	if depth > 4 {
 		return errors.New("indexes nested too deeply")
 	}
@@ -421,7 +403,7 @@ func (a *Archive) walkIndex(st store, idx ociIndex, names []string, byManifest m
 		}
 		switch d.MediaType {
 		case dockerarchive.MediaTypeIndex, mediaTypeDockerList:
-			var sub ociIndex
+			var sub dockerarchive.Index
 			if _, err := readJSON(st, blob, &sub); err != nil {
 				return fmt.Errorf("reading the index %s: %w", d.Digest, err)
 			}
@@ -435,7 +417,7 @@ func (a *Archive) walkIndex(st store, idx ociIndex, names []string, byManifest m
 		}
 		img := byManifest[d.Digest]
 		if img == nil {
-			var m ociManifest
+			var m dockerarchive.Manifest
 			if _, err := readJSON(st, blob, &m); err != nil {
 				return fmt.Errorf("reading the manifest %s: %w", d.Digest, err)
 			}
@@ -469,7 +451,7 @@ func (a *Archive) walkIndex(st store, idx ociIndex, names []string, byManifest m
 	return nil
 }
 
-func descriptorName(d ociDescriptor) string {
+func descriptorName(d dockerarchive.Descriptor) string {
 	if n := d.Annotations[annotationName]; n != "" {
 		return n
 	}
