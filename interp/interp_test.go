@@ -142,7 +142,7 @@ func runCase(t *testing.T, file string) {
 		case "chmod":
 			m, err := strconv.ParseUint(f[1], 8, 32)
 			must(t, err)
-			must(t, os.Chmod(filepath.Join(ctxDir, f[2]), os.FileMode(m&0o777)|specialBits(m)))
+			must(t, os.Chmod(filepath.Join(ctxDir, f[2]), imagetest.FileMode(m)))
 		case "mtime":
 			n, err := strconv.ParseInt(f[1], 10, 64)
 			must(t, err)
@@ -283,20 +283,6 @@ func writeBaseImage(t *testing.T, ar *txtar.Archive, ctxDir string, dir bool, ou
 		_, err = dockerarchive.WriteFile(context.Background(), filepath.Join(ctxDir, out), entries)
 	}
 	must(t, err)
-}
-
-func specialBits(m uint64) os.FileMode {
-	var fm os.FileMode
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
 }
 
 // checkInvariants holds for every image: one non-empty history entry per layer, and

@@ -19,15 +19,7 @@ import (
 // ParseTrigger reads back, EXPOSE words in sorted order, no empty VOLUME path, a
 // HEALTHCHECK test of a known form with valid durations.
 func FuzzParse(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("testdata", "*", "*", "Dockerfile"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range seedDockerfiles(f) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
@@ -150,15 +142,7 @@ func checkPairs(t *testing.T, in parser.Instruction, pairs []parser.KeyValue, le
 // ONBUILD expressions of testdata. It must not panic, must return an *Error at the
 // line it was given, and must never return an instruction that cannot be a trigger.
 func FuzzParseTrigger(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("testdata", "*", "*", "Dockerfile"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range seedDockerfiles(f) {
 		file, err := parser.Parse(strings.NewReader(string(b)), "Dockerfile")
 		if err != nil {
 			continue
@@ -194,4 +178,21 @@ func FuzzParseTrigger(f *testing.F) {
 		}
 		checkTyped(t, in)
 	})
+}
+
+// seedDockerfiles returns every Dockerfile of the golden cases, the fuzz seeds.
+func seedDockerfiles(f *testing.F) [][]byte {
+	files, err := filepath.Glob(filepath.Join("testdata", "*", "*", "Dockerfile"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var out [][]byte
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
 }

@@ -35,6 +35,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/rogpeppe/go-internal/txtar"
 	"github.com/ulikunitz/xz"
+
+	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 )
 
 // ---- the cases ----------------------------------------------------------------------
@@ -266,17 +268,7 @@ func cpFileMode(s string) (os.FileMode, error) {
 	if err != nil || m > 0o7777 {
 		return 0, fmt.Errorf("bad mode %q", s)
 	}
-	fm := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm, nil
+	return imagetest.FileMode(m), nil
 }
 
 // cpWriteContext makes the case's build context in dir/ctx and returns its path.

@@ -216,7 +216,7 @@ func e2eInstrParseCase(file string, data []byte) (*e2eInstrCase, error) {
 			if err != nil {
 				return nil, bad()
 			}
-			c.chmods = append(c.chmods, e2eInstrChmod{path: fields[1], mode: e2eInstrFileMode(m)})
+			c.chmods = append(c.chmods, e2eInstrChmod{path: fields[1], mode: imagetest.FileMode(m)})
 		case "error":
 			if rest != "" {
 				return nil, bad()
@@ -235,22 +235,6 @@ func e2eInstrParseCase(file string, data []byte) (*e2eInstrCase, error) {
 		}
 	}
 	return c, nil
-}
-
-// e2eInstrFileMode turns Unix permission bits (with setuid, setgid, sticky) into an
-// os.FileMode.
-func e2eInstrFileMode(m uint64) os.FileMode {
-	mode := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
 }
 
 // writeContext writes the case's build context into dir: the files 0644, the
