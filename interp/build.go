@@ -105,17 +105,20 @@ func (r *Result) Close() error {
 // needs, and returns the image. The result must be
 // closed once the image has been written.
 func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err error) {
+	// xattrs are read by OS path, so only a context on disk has a directory for them.
+	osDir := ""
 	if opts.Context == nil {
 		if opts.ContextDir == "" {
 			opts.ContextDir = "."
 		}
 		opts.Context = os.DirFS(opts.ContextDir)
+		osDir = opts.ContextDir
 	}
 	rl, ok := opts.Context.(fs.ReadLinkFS)
 	if !ok {
 		return nil, fmt.Errorf("the build context must support symlinks (fs.ReadLinkFS)")
 	}
-	source, err := newContextSource(rl, opts.Hide, opts.Ignore)
+	source, err := newContextSource(rl, osDir, opts.Hide, opts.Ignore)
 	if err != nil {
 		return nil, fmt.Errorf("checking the ignore file: %w", err)
 	}

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
-	"reflect"
 	"strings"
 	"syscall"
 
@@ -55,8 +53,8 @@ type contextSource struct {
 	hidden       map[string]bool
 	hiddenPrefix string
 	ignore       *ignoreFilter // nil without a .dockerignore
-	// osDir is the directory behind fsys when it is os.DirFS, whose files' xattrs
-	// are read from the OS; "" otherwise.
+	// osDir is the directory behind fsys when Build made it with os.DirFS: xattrs
+	// are read from the OS there. "" otherwise.
 	osDir string
 }
 
@@ -161,13 +159,10 @@ func (s contextSource) readDir(p string) ([]fs.DirEntry, error) {
 	return out, nil
 }
 
-func newContextSource(fsys fs.ReadLinkFS, hide []string, ignore *IgnoreFile) (contextSource, error) {
-	s := contextSource{fsys: fsys, hidden: map[string]bool{}}
-	if reflect.TypeOf(fsys) == reflect.TypeOf(os.DirFS(".")) {
-		// os.DirFS is a string type holding its directory, which it does not expose
-		// otherwise; xattrs are read by path.
-		s.osDir = reflect.ValueOf(fsys).String()
-	}
+// newContextSource reads the context through fsys; osDir, when not empty, is the
+// directory fsys serves, where xattrs are read by path.
+func newContextSource(fsys fs.ReadLinkFS, osDir string, hide []string, ignore *IgnoreFile) (contextSource, error) {
+	s := contextSource{fsys: fsys, osDir: osDir, hidden: map[string]bool{}}
 	for _, h := range hide {
 		h = strings.TrimPrefix(path.Clean("/"+h), "/")
 		s.hidden[h] = true
