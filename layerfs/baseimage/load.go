@@ -65,6 +65,22 @@ func LoadMatching(path, ref, spoolDir string, keep func(*image.ConfigFile) bool)
 	return b, nil
 }
 
+// LoadManifest loads the image whose manifest has the given digest from the OCI
+// image layout directory layout, as a registry pull leaves it in the blob cache.
+func LoadManifest(layout string, manifest layerfs.Digest, spoolDir string) (*Base, error) {
+	a, err := inspect.OpenLayoutManifest(layout, manifest, spoolDir)
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{path: layout, spoolDir: spoolDir, archive: a, spooled: map[layerfs.Digest]string{}}
+	b, err := l.load("", nil)
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	return b, nil
+}
+
 type loader struct {
 	path     string
 	spoolDir string

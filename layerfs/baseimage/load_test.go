@@ -16,6 +16,7 @@ import (
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/baseimage"
+	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/image"
 	"github.com/dfbuild/dfbuild/layerfs/imagetest"
 	"github.com/dfbuild/dfbuild/layerfs/inspect"
@@ -442,5 +443,39 @@ func TestIsImage(t *testing.T) {
 	}
 	if _, err := baseimage.IsImage(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a missing path: %v", err)
+	}
+}
+
+// TestLoadManifest checks that LoadManifest reads the one image a manifest digest
+// names from a layout holding several, as the registry cache does.
+func TestLoadManifest(t *testing.T) {
+	dir := t.TempDir()
+	l := layerTar(t, fileE("f", "x"))
+	amd := newFixImage([]string{"multi:1"}, [][]byte{l}, []string{""})
+	arm := newFixImage([]string{"multi:1"}, [][]byte{l}, []string{""})
+	var cf image.ConfigFile
+	must(t, json.Unmarshal(arm.config, &cf))
+	cf.Architecture = "arm64"
+	arm.config = imagetest.JSON(cf)
+	p := filepath.Join(dir, "oci")
+	o := files()
+	o.AddOCILayout(archiveImages([]*fixImage{amd, arm}, ""), false)
+	must(t, o.WriteDir(p))
+
+	var idx dockerarchive.Index
+	raw, err := os.ReadFile(filepath.Join(p, "index.json"))
+	must(t, err)
+	must(t, json.Unmarshal(raw, &idx))
+	for i, want := range []string{"amd64", "arm64"} {
+		b, err := baseimage.LoadManifest(p, idx.Manifests[i].Digest, dir)
+		must(t, err)
+		if b.Config.Architecture != want {
+			t.Errorf("manifest %d: loaded %s, want %s", i, b.Config.Architecture, want)
+		}
+		b.Close()
+	}
+	missing := layerfs.DigestOf([]byte("no such manifest"))
+	if _, err := baseimage.LoadManifest(p, missing, dir); err == nil || !strings.Contains(err.Error(), string(missing)) {
+		t.Errorf("LoadManifest of a missing manifest: %v", err)
 	}
 }

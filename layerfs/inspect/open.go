@@ -113,6 +113,24 @@ func OpenScratch(p, scratchDir string) (*Archive, error) {
 	return a, nil
 }
 
+// OpenLayoutManifest reads one image of the OCI image layout directory dir: the
+// image manifest with the given digest, whatever index.json lists. A registry cache
+// holds many images in one layout; this reads only the one a build asked for.
+func OpenLayoutManifest(dir string, manifest layerfs.Digest, scratchDir string) (*Archive, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	a := &Archive{Path: dir, scratchDir: scratchDir, Storage: "directory", Format: "oci-layout"}
+	a.closers = append(a.closers, root.Close)
+	idx := dockerarchive.Index{SchemaVersion: 2, Manifests: []dockerarchive.Descriptor{{Digest: manifest}}}
+	if err := a.walkIndex(dirStore{root}, idx, nil, map[layerfs.Digest]*ArchiveImage{}, 0); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("reading %s, manifest %s: %w", dir, manifest, err)
+	}
+	return a, nil
+}
+
 func open(p string, fi os.FileInfo, scratchDir string) (*Archive, error) {
 	a := &Archive{Path: p, scratchDir: scratchDir}
 	var st store
