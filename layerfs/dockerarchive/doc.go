@@ -17,6 +17,11 @@
 //     and renamed into place only when complete, so a failure leaves any previous file
 //     untouched.
 //
+// WriteStream writes the same bytes to a writer that cannot seek (standard output, a
+// pipe into the Docker Engine's image load). It learns every layer's diff_id before
+// the writer reaches that layer, hashing in a goroutine one pass ahead, so no header
+// ever needs patching and no duplicate is ever written and cut off again.
+//
 // WriteDir writes the same images unpacked into a directory instead, in the layout of
 // the classic recipe that builds an image by hand: <diff_id hex>/layer.tar for each
 // layer, <config hex>.json and manifest.json, with no OCI half. A tar of that

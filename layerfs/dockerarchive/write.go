@@ -126,9 +126,20 @@ type File interface {
 // Write writes the images as one archive to f, which must be empty. It stops with
 // ctx's error when ctx is cancelled, even in the middle of a layer.
 func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
+	w := newWriter(f)
+	return w.write(ctx, w, entries)
+}
+
+func newWriter(f File) *writer {
 	w := &writer{f: f, blobs: map[layerfs.Digest]bool{}}
 	w.bw = bufio.NewWriterSize(&offsetWriter{w: f, n: &w.off}, 1<<20)
 	w.tw = tar.NewWriter(w.bw)
+	return w
+}
+
+// write writes the archive, storing the images' parts through s (w itself, or a sink
+// that wraps it).
+func (w *writer) write(ctx context.Context, s sink, entries []Entry) (*Result, error) {
 	var index []Descriptor
 
 	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
@@ -136,7 +147,7 @@ func Write(ctx context.Context, f File, entries []Entry) (*Result, error) {
 			return nil, err
 		}
 	}
-	images, err := writeImages(ctx, w, entries)
+	images, err := writeImages(ctx, s, entries)
 	if err != nil {
 		return nil, err
 	}
