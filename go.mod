@@ -3,6 +3,7 @@ module github.com/dfbuild/dfbuild
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/distribution/reference v0.6.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/compress v1.20.4
