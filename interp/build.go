@@ -22,9 +22,14 @@ type Options struct {
 	// Context, if set, is used instead of os.DirFS(ContextDir) to read the context.
 	// It must implement fs.ReadLinkFS so symlinks can be resolved inside it.
 	Context fs.FS
-	// BuildContexts maps a name used in FROM (such as "alpine:3.18") to a local path
-	// that serves it: a root filesystem tarball. Like docker buildx --build-context.
+	// BuildContexts are the --build-context NAME=VALUE pairs, as docker buildx takes
+	// them: VALUE is one of ContextForms (see ParseBuildContext). A context serves
+	// FROM and COPY --from names and replaces the stage of its name; names match as
+	// BuildKit matches them (ContextKey). A context nothing uses draws a warning.
 	BuildContexts map[string]string
+	// Images serves the image names no context and no file of the build context
+	// serves, and docker-image:// contexts; nil means no registry access.
+	Images ImageSource
 	// SourceDateEpoch, when set, is the time of the build: image and history times,
 	// and the latest mtime any file in a new layer may have.
 	SourceDateEpoch *time.Time
@@ -146,7 +151,13 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 			cleanup.Close()
 		}
 	}()
+	contexts, err := parseContexts(opts.BuildContexts)
+	if err != nil {
+		return nil, err
+	}
 	b = &builder{
+		contexts:      contexts,
+		pinWarned:     map[string]bool{},
 		ctx:           ctx,
 		file:          f,
 		opts:          opts,
@@ -185,6 +196,7 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 	if err != nil {
 		return nil, err
 	}
+	b.order, b.targetDef = order, target
 	for _, d := range order {
 		if d.st, err = b.runStage(d); err != nil {
 			return nil, err
@@ -201,6 +213,7 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		img.Config.Config.Labels[k] = v
 	}
 	res.Warnings = append(res.Warnings, b.unusedArgWarnings()...)
+	res.Warnings = append(res.Warnings, b.unusedContextWarnings()...)
 	res.Image = img
 	return res, nil
 }
@@ -221,8 +234,12 @@ type builder struct {
 	usedArgs      map[string]bool
 	stages        []*stageDef
 	stagesByName  map[string]*stageDef
-	bases         map[string]*baseImage // FROM and --from images, loaded once
-	closers       []func() error        // release the base images' files
+	bases         map[string]*baseImage    // FROM and --from images, loaded once
+	closers       []func() error           // release the base images' files
+	contexts      map[string]*namedContext // --build-context by ContextKey
+	pinWarned     map[string]bool
+	order         []*stageDef // the stages built, in order
+	targetDef     *stageDef
 }
 
 func (b *builder) noteTime(t time.Time) {
@@ -282,6 +299,12 @@ func (b *builder) runStage(d *stageDef) (*stage, error) {
 		if st.layers[i].step < 0 {
 			st.layers[i].step = len(b.res.Steps)
 		}
+	}
+	if d.replaced != nil {
+		b.report(Step{Stage: b.stageLabel(d), Index: 1, Total: 1, Line: s.From.Location().Line,
+			Instruction: s.From.Source() + " (replaced by " + d.replaced.flag() + ")",
+			Layer:       st.baseInfo(), Duration: time.Since(start)})
+		return st, nil
 	}
 	// ONBUILD triggers run right after FROM and are not passed on: those of a base
 	// image from its config, those of an earlier stage from its ONBUILD lines.
@@ -373,15 +396,44 @@ func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
 	case *parser.Arg:
 		return b.dispatchArg(st, in)
 	case *parser.Run:
-		return errRun
+		return b.runError(st)
 	}
 	// ENV, LABEL, USER, WORKDIR, EXPOSE, VOLUME, STOPSIGNAL, SHELL, HEALTHCHECK,
 	// ONBUILD and MAINTAINER: config.go.
 	return b.dispatchConfig(st, in, step)
 }
 
-var errRun = fmt.Errorf("RUN executes commands in a container, and dfbuild never runs containers: " +
-	"build the files beforehand and COPY them in, or start FROM a base tarball that already has them")
+// runError refuses RUN with a way around it: a stage that another needs can be
+// replaced with --build-context by what it would have made; for the final stage only
+// a base that already holds the result helps.
+func (b *builder) runError(st *stage) error {
+	const why = "RUN executes commands in a container, and dfbuild never runs containers"
+	d := st.def
+	if d == b.targetDef {
+		what := "this RUN is in the final stage"
+		if d.name != "" {
+			what += fmt.Sprintf(" (%s)", d.name)
+		}
+		return fmt.Errorf("%s: %s, so replacing a stage cannot help: only a base that already has the RUN's result can; "+
+			"start FROM such an image or root filesystem tarball (served by --build-context NAME=VALUE), or build the files beforehand and COPY them in", why, what)
+	}
+	var needer parser.Instruction
+	for _, o := range b.order {
+		for _, dep := range o.deps {
+			if dep.def == d && needer == nil {
+				needer = dep.in
+			}
+		}
+	}
+	needs := ""
+	if needer != nil {
+		needs = fmt.Sprintf(", which line %d needs (%s)", needer.Location().Line, needer.Source())
+	}
+	if d.name == "" {
+		return fmt.Errorf("%s: this RUN is in %s%s; name that stage (FROM ... AS NAME) and pass --build-context NAME=<a directory or image with that stage's output>, which replaces the stage", why, d.label(), needs)
+	}
+	return fmt.Errorf("%s: this RUN is in stage %q%s; pass --build-context %s=<a directory or image with that stage's output>, which replaces the stage so that it is not built", why, d.name, needs, d.name)
+}
 
 // commit records an instruction's filesystem changes as a new layer. createdBy is
 // the history text in full: BuildKit ends it with " # buildkit" for COPY and ADD,

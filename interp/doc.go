@@ -11,7 +11,8 @@
 //   - Stages: FROM scratch, FROM an earlier stage (which continues from its tree,
 //     config, history and ARGs), FROM an image (an image archive, OCI layout or
 //     unpacked dfbuild directory) or a root filesystem tarball, served by
-//     --build-context or found in the build context; FROM --platform. Only the
+//     --build-context, found in the build context, or pulled through Options.Images;
+//     FROM --platform. Only the
 //     target stage (Options.Target, else the last) and the stages it needs through
 //     FROM and COPY --from are built, each after those it needs; cycles, unknown
 //     stages and forward FROM references are errors before anything runs.
@@ -36,7 +37,15 @@
 //     walks, symlinks followed inside the context and FROM tarballs. An excluded
 //     explicit source is "not found", naming the pattern and its line.
 //
-// RUN is refused for good, because dfbuild never runs a container.
+//   - Named contexts (Options.BuildContexts, contexts.go), in buildx's forms: a
+//     directory (read through the same contextSource as the build context, with its
+//     own .dockerignore), an image file, docker-image://REF, oci-layout://PATH. Names
+//     match as BuildKit matches them (ContextKey). A context named like a stage
+//     replaces it: the stage runs nothing and needs nothing. Contexts nothing looks
+//     up, and digest pins an image does not meet, draw warnings.
+//
+// RUN is refused for good, because dfbuild never runs a container; its error names
+// the --build-context that would replace the stage it is in.
 //
 // Invariants:
 //   - Nothing reads the clock. Times come from Options.SourceDateEpoch or, without it,

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/baseimage"
@@ -33,6 +32,9 @@ func (b *builder) from(d *stageDef) (*stage, error) {
 	if d.parent != nil {
 		return d.parent.st.child(d), nil
 	}
+	if d.replaced != nil {
+		return b.replacedStage(d, platform)
+	}
 	st := &stage{def: d, platform: platform, config: emptyConfig(platform)}
 	if d.base == "scratch" {
 		st.fs = layerfs.New()
@@ -56,7 +58,21 @@ func (b *builder) from(d *stageDef) (*stage, error) {
 		}
 		st.config = cloneConfig(*base.config)
 		st.config.Created = nil
+	} else if base.empty {
+		// A base with files but no config (a directory context, docker-image://scratch)
+		// gets BuildKit's emptyImage config when FROM names it: WorkingDir "/" and the
+		// PATH (resolveBaseImage in dockerfile2llb's convert.go).
+		st.config.Config.WorkingDir = "/"
 	}
+	st.start(base)
+	if _, ok := envList(st.config.Config.Env).get("PATH"); !ok {
+		st.config.Config.Env = append(st.config.Config.Env, defaultPath)
+	}
+	return st, nil
+}
+
+// start gives a new stage the tree, layers and history of its base.
+func (st *stage) start(base *baseImage) {
 	st.fs = base.fs.Clone()
 	for _, l := range base.layers {
 		st.layers = append(st.layers, stageLayer{base: l, step: -1})
@@ -64,9 +80,32 @@ func (b *builder) from(d *stageDef) (*stage, error) {
 	for _, h := range base.history {
 		st.history = append(st.history, historyEntry{History: h})
 	}
-	if _, ok := envList(st.config.Config.Env).get("PATH"); !ok {
-		st.config.Config.Env = append(st.config.Config.Env, defaultPath)
+	if base.changes != nil {
+		st.layers = append(st.layers, stageLayer{changes: base.changes, step: -1})
+		st.history = append(st.history, historyEntry{History: image.History{Comment: base.comment}, new: true})
 	}
+}
+
+// replacedStage is a stage a --build-context of its name replaces, as BuildKit
+// replaces it (buildDispatchStates in dockerfile2llb's convert.go): none of its
+// instructions run, its own base is never read, and it is the context as it is.
+// An image keeps its config and platform; anything else has an empty config (no
+// WorkingDir, no Env: a child stage adds the PATH), where dfbuild sets the os and
+// architecture of the stage's platform so that the stage can also be the target.
+func (b *builder) replacedStage(d *stageDef, platform Platform) (*stage, error) {
+	base, err := b.loadContext(d.replaced, platform)
+	if err != nil {
+		return nil, err
+	}
+	st := &stage{def: d, platform: platform, config: emptyConfig(platform)}
+	if base.config != nil {
+		st.config = cloneConfig(*base.config)
+		st.config.Created = nil
+		if base.config.OS != "" && base.config.Architecture != "" {
+			st.platform = Platform{OS: base.config.OS, Arch: base.config.Architecture, Variant: base.config.Variant}
+		}
+	}
+	st.start(base)
 	return st, nil
 }
 
@@ -83,30 +122,94 @@ func (st *stage) child(d *stageDef) *stage {
 		history:  slices.Clone(st.history),
 		args:     slices.Clone(st.args),
 	}
+	// A stage replaced by a directory has no PATH; BuildKit sets it in every stage it
+	// dispatches ("make sure that PATH is always set", dispatchStages).
+	if _, ok := envList(c.config.Config.Env).get("PATH"); !ok {
+		c.config.Config.Env = append(c.config.Config.Env, defaultPath)
+	}
 	return c
 }
 
 // baseImage is a FROM base loaded once: a root filesystem tarball (as `docker
-// import` makes an image of it) or an image archive.
+// import` makes an image of it), an image, or a directory context.
 type baseImage struct {
 	fs      *layerfs.FS
 	layers  []*layerfs.Layer
-	config  *image.ConfigFile // nil for a root filesystem tarball
+	config  *image.ConfigFile // nil for a root filesystem tarball or a directory
 	history []image.History
+	// changes are the files of a directory context, made a layer (with comment as its
+	// history) when the image is finished.
+	changes *layerfs.Changes
+	comment string
+	// empty marks a base with no config of its own that FROM gives BuildKit's
+	// emptyImage config: a directory, docker-image://scratch.
+	empty bool
+	// manifest is the digest of the image manifest, when the image came from one
+	// (oci-layout://, the registry): a digest-pinned FROM is checked against it.
+	manifest layerfs.Digest
 }
 
 // loadImage reads the base that a name stands for, once per build: each stage that
-// uses it works on its own copy of the tree.
+// uses it works on its own copy of the tree. A --build-context of the name wins, then
+// a file of that name in the build context, then the registry (Options.Images).
 func (b *builder) loadImage(name string, platform Platform) (*baseImage, error) {
+	if nc := b.lookupContext(name); nc != nil {
+		base, err := b.loadContext(nc, platform)
+		if err != nil {
+			return nil, err
+		}
+		b.checkPin(name, base, nc.flag())
+		return base, nil
+	}
 	// One name may serve several platforms (an OCI index): each is loaded once.
 	key := name + "@" + platform.String()
 	if base, ok := b.bases[key]; ok {
 		return base, nil
 	}
-	file, label, err := b.baseTarball(name)
+	file, label, err := b.contextFile(name)
 	if err != nil {
 		return nil, err
 	}
+	var base *baseImage
+	switch {
+	case file != "":
+		base, err = b.loadFile(name, file, label, platform)
+	case b.opts.Images != nil:
+		base, err = b.pull(name, platform)
+		if err == nil {
+			b.checkPin(name, base, "the registry")
+		}
+	default:
+		key, kerr := ContextKey(name)
+		if kerr != nil {
+			key = name
+		}
+		err = fmt.Errorf("base image %q is not available: no registry access is configured, so dfbuild does not pull it; "+
+			"serve it with --build-context %s=VALUE (%s), or name a tarball in the build context", name, key, ContextForms)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.bases[key] = base
+	return base, nil
+}
+
+// checkPin warns, once per name, when a name pinned to a digest is served by an
+// image whose manifest has another digest: the build does not use what the
+// Dockerfile pinned.
+func (b *builder) checkPin(name string, base *baseImage, by string) {
+	pin := pinnedDigest(name)
+	if pin == "" || base.manifest == "" || base.manifest == pin || b.pinWarned[name] {
+		return
+	}
+	b.pinWarned[name] = true
+	b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("%q is pinned to %s, but %s serves an image whose manifest digest is %s",
+		name, pin, by, base.manifest))
+}
+
+// loadFile reads a base from a file or image directory: an image archive or layout,
+// or a root filesystem tarball.
+func (b *builder) loadFile(name, file, label string, platform Platform) (*baseImage, error) {
 	fi, err := os.Stat(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base %s: %w", label, err)
@@ -116,17 +219,13 @@ func (b *builder) loadImage(name string, platform Platform) (*baseImage, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading the base %s: %w", label, err)
 	}
-	var base *baseImage
 	if isImage {
-		base, err = b.loadArchive(name, file, label, platform)
-	} else {
-		base, err = b.loadRootfs(file, label)
+		return b.loadArchive(name, file, label, platform)
 	}
-	if err != nil {
-		return nil, err
+	if fi.IsDir() {
+		return nil, fmt.Errorf("the base %s is a directory but not an OCI layout or unpacked image", label)
 	}
-	b.bases[key] = base
-	return base, nil
+	return b.loadRootfs(file, label)
 }
 
 // loadRootfs reads a root filesystem tarball as the base `docker import` makes of
@@ -163,46 +262,25 @@ func (b *builder) loadArchive(name, file, label string, platform Platform) (*bas
 	if err != nil {
 		return nil, fmt.Errorf("reading the base image %s: %w", label, err)
 	}
-	b.closers = append(b.closers, img.Close)
-	cf := img.Config
-	return &baseImage{fs: img.FS, layers: img.Layers, config: &cf, history: slices.Clone(cf.History)}, nil
+	return b.fromBase(img, ""), nil
 }
 
-// baseTarball finds the file that serves a FROM name: a --build-context entry for
-// the name (as written or normalised, like buildx matches it), or a file of that name
-// in the build context.
-func (b *builder) baseTarball(name string) (file, label string, err error) {
-	candidates := []string{name}
-	if t, err := image.ParseTag(name); err == nil {
-		candidates = append(candidates, t.Familiar, t.Full, t.Name, strings.TrimSuffix(t.Familiar, ":latest"))
+// contextFile finds a file in the build context named like a FROM name: "" when
+// there is none.
+func (b *builder) contextFile(name string) (file, label string, err error) {
+	if b.opts.ContextDir == "" {
+		return "", "", nil
 	}
-	for _, c := range candidates {
-		if p, ok := b.opts.BuildContexts[c]; ok {
-			fi, err := os.Stat(p)
-			if err != nil {
-				return "", "", fmt.Errorf("build context %q: %w", c, err)
-			}
-			if fi.IsDir() {
-				if ok, _ := baseimage.IsImage(p); !ok {
-					return "", "", fmt.Errorf("build context %q is a directory but not an OCI layout or unpacked image; as a base dfbuild takes an image archive, an OCI layout or a root filesystem tarball", c)
-				}
-			}
-			return p, fmt.Sprintf("%q (--build-context %s=%s)", name, c, p), nil
+	rel, err := b.source.resolve(name, true)
+	if err == nil {
+		if fi, err := b.source.lstat(rel); err == nil && fi.Mode().IsRegular() {
+			return filepath.Join(b.opts.ContextDir, filepath.FromSlash(rel)), fmt.Sprintf("%q", name), nil
 		}
 	}
-	if b.opts.ContextDir != "" {
-		rel, err := b.source.resolve(name, true)
-		if err == nil {
-			if fi, err := b.source.lstat(rel); err == nil && fi.Mode().IsRegular() {
-				return filepath.Join(b.opts.ContextDir, filepath.FromSlash(rel)), fmt.Sprintf("%q", name), nil
-			}
-		}
-	}
-	if why := b.source.excluded(name); b.opts.ContextDir != "" && why != "" {
+	if why := b.source.excluded(name); why != "" {
 		return "", "", fmt.Errorf("base image %q is not available: the file of that name in the build context is left out: %s", name, why)
 	}
-	return "", "", fmt.Errorf("base image %q is not available: dfbuild never pulls images; "+
-		"serve it from a root filesystem tarball with --build-context %s=PATH, or name a tarball in the build context", name, name)
+	return "", "", nil
 }
 
 // emptyConfig is the config of an empty image for a platform (BuildKit's

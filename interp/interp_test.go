@@ -56,7 +56,14 @@ const defaultEpoch = 1700000000
 //	                      Go-quoted); a case the filesystem or the privileges refuse
 //	                      is skipped, and fails under CI=true
 //	gzip NAME             compress the rootfs tarball NAME
-//	build-context N=PATH  as --build-context (PATH relative to the context)
+//	build-context N=VALUE as --build-context: a PATH relative to the context,
+//	                      oci-layout://PATH[:TAG|@DIGEST] (PATH relative to the
+//	                      context) or docker-image://REF
+//	ocilayout OUT TAG SECTION...
+//	                      as image, but written as an OCI layout directory context/OUT
+//	registry REF DIR      serve REF through Options.Images from the OCI layout
+//	                      context/DIR (its first manifest); "registry" alone gives
+//	                      the build an Images that serves nothing
 //	epoch N | noepoch     SOURCE_DATE_EPOCH (default 1700000000)
 //	build-arg K=V         as --build-arg (the rest of the line is the value)
 //	target NAME           as --target
@@ -159,7 +166,27 @@ func runCase(t *testing.T, file string) {
 			gz[f[1]] = true
 		case "build-context":
 			k, v, _ := strings.Cut(f[1], "=")
-			opts.BuildContexts[k] = filepath.Join(ctxDir, v)
+			switch {
+			case strings.HasPrefix(v, "oci-layout://"):
+				v = "oci-layout://" + filepath.Join(ctxDir, strings.TrimPrefix(v, "oci-layout://"))
+			case strings.Contains(v, "://"):
+			default:
+				v = filepath.Join(ctxDir, v)
+			}
+			opts.BuildContexts[k] = v
+		case "ocilayout":
+			writeBaseImage(t, ar, ctxDir, false, f[1]+".tar", f[2], f[3:]...)
+			untar(t, filepath.Join(ctxDir, f[1]+".tar"), filepath.Join(ctxDir, f[1]))
+			must(t, os.Remove(filepath.Join(ctxDir, f[1]+".tar")))
+		case "registry":
+			reg, _ := opts.Images.(fakeRegistry)
+			if reg == nil {
+				reg = fakeRegistry{}
+				opts.Images = reg
+			}
+			if len(f) == 3 {
+				reg[f[1]] = filepath.Join(ctxDir, f[2])
+			}
 		case "epoch":
 			n, err := strconv.ParseInt(f[1], 10, 64)
 			must(t, err)
@@ -221,7 +248,7 @@ func runCase(t *testing.T, file string) {
 	} else {
 		defer res.Close()
 		if len(res.Warnings) > 0 {
-			got["want/warnings"] = strings.Join(res.Warnings, "\n") + "\n"
+			got["want/warnings"] = strings.ReplaceAll(strings.Join(res.Warnings, "\n"), dir+string(filepath.Separator), "") + "\n"
 		}
 		cfg, err := res.Image.ConfigJSON()
 		must(t, err)
@@ -248,6 +275,51 @@ func runCase(t *testing.T, file string) {
 		got[k] = unserve(v)
 	}
 	imagetest.Golden(t, file, ar, got, *update)
+}
+
+// fakeRegistry serves image names from OCI layouts: the first manifest of each.
+type fakeRegistry map[string]string
+
+func (r fakeRegistry) Image(ctx context.Context, ref string, p interp.Platform) (*interp.LocalImage, error) {
+	dir, ok := r[ref]
+	if !ok {
+		return nil, fmt.Errorf("%s: not found in the test registry", ref)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return nil, err
+	}
+	var idx dockerarchive.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, err
+	}
+	return &interp.LocalImage{Layout: dir, Manifest: idx.Manifests[0].Digest, Name: "registry.test/" + ref}, nil
+}
+
+// untar extracts an archive of regular files and directories into dir.
+func untar(t *testing.T, file, dir string) {
+	t.Helper()
+	f, err := os.Open(file)
+	must(t, err)
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		must(t, err)
+		p := filepath.Join(dir, filepath.FromSlash(h.Name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			must(t, os.MkdirAll(p, 0o755))
+		case tar.TypeReg:
+			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			b, err := io.ReadAll(tr)
+			must(t, err)
+			must(t, os.WriteFile(p, b, 0o644))
+		}
+	}
 }
 
 // writeBaseImage builds a base image for a case from one of its sections and writes

@@ -22,7 +22,10 @@ type stageDef struct {
 	// deps are the stages this one needs: its parent and every COPY --from stage,
 	// with the instruction that needs each (for error locations).
 	deps []stageDep
-	st   *stage // the result, once built
+	// replaced is the --build-context named like the stage, which takes its place:
+	// nothing of the stage runs, and it needs no other stage.
+	replaced *namedContext
+	st       *stage // the result, once built
 }
 
 type stageDep struct {
@@ -63,11 +66,19 @@ func (b *builder) planStages() error {
 			return parser.At(s.From, fmt.Errorf("%q is not a stage name: stage names are lower case, write FROM %s", name, p.name))
 		}
 		if d.name != "" {
+			if nc := b.lookupContext(d.name); nc != nil {
+				d.replaced, d.parent, d.deps = nc, nil, nil
+			}
 			if prev, ok := byName[d.name]; ok {
 				return parser.At(s.From, fmt.Errorf("duplicate stage name %q: line %d names a stage %q already",
 					d.name, prev.src.From.Location().Line, d.name))
 			}
 			byName[d.name] = d
+		}
+		if d.parent == nil && d.replaced == nil && name != "scratch" {
+			// Marks the context that serves the base as used, whether or not the
+			// target needs this stage.
+			b.lookupContext(name)
 		}
 		b.stages = append(b.stages, d)
 	}
@@ -93,7 +104,9 @@ func (b *builder) planStages() error {
 			if err != nil {
 				return parser.At(in, err)
 			}
-			if dep != nil {
+			if dep == nil {
+				b.lookupContext(c.From)
+			} else if d.replaced == nil {
 				d.deps = append(d.deps, stageDep{dep, in})
 			}
 		}
