@@ -36,7 +36,6 @@
 //     missing from every read of the context, for COPY sources, wildcards, directory
 //     walks, symlinks followed inside the context and FROM tarballs. An excluded
 //     explicit source is "not found", naming the pattern and its line.
-//
 //   - Named contexts (Options.BuildContexts, contexts.go), in buildx's forms: a
 //     directory (read through the same contextSource as the build context, with its
 //     own .dockerignore), an image file, docker-image://REF, oci-layout://PATH. Names
