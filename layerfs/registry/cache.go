@@ -277,7 +277,7 @@ func (c *Cache) Prune() (int64, error) {
 	}
 	defer unlock()
 	var freed int64
-	for _, name := range []string{"blobs", "index.json", "oci-layout"} {
+	for _, name := range []string{"blobs", "index.json", "oci-layout", "dfbuild"} {
 		p := filepath.Join(c.Dir, name)
 		err := filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
 			if err != nil {
