@@ -197,6 +197,17 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		return nil, err
 	}
 	b.order, b.targetDef = order, target
+	// RUN fails the build wherever it is: say so before any base is read or pulled.
+	for _, d := range order {
+		if d.replaced != nil {
+			continue
+		}
+		for _, in := range d.src.Instructions {
+			if _, ok := in.(*parser.Run); ok {
+				return nil, parser.At(in, b.runError(&stage{def: d}))
+			}
+		}
+	}
 	for _, d := range order {
 		if d.st, err = b.runStage(d); err != nil {
 			return nil, err

@@ -401,7 +401,7 @@ func readLayoutJSON(dir, name string, v any) error {
 func (b *builder) pull(ref string, platform Platform) (*baseImage, error) {
 	li, err := b.opts.Images.Image(b.ctx, ref, platform)
 	if err != nil {
-		return nil, fmt.Errorf("pulling %q: %w", ref, err)
+		return nil, err // the source names the reference and its step
 	}
 	img, err := baseimage.LoadManifest(li.Layout, li.Manifest, b.tmp)
 	if err != nil {

@@ -48,6 +48,10 @@ type plan struct {
 	dockerfile string // the name errors use, known once build has read it
 }
 
+// buildContextHelp is the --build-context help of build and explain.
+var buildContextHelp = "NAME=VALUE, as docker buildx --build-context: serve FROM NAME and COPY --from=NAME, or replace the stage NAME, with VALUE: " +
+	interp.ContextForms + " (repeatable)"
+
 // newPlan checks the flags: tags, output, build contexts, SOURCE_DATE_EPOCH and the
 // context directory. Its errors are usage errors.
 func newPlan(o buildOptions) (*plan, error) {
@@ -69,11 +73,18 @@ func newPlan(o buildOptions) (*plan, error) {
 		return nil, err
 	}
 	for _, bc := range o.buildContexts {
-		name, path, ok := strings.Cut(bc, "=")
-		if !ok || name == "" || path == "" {
-			return nil, usagef("--build-context %q: expected NAME=PATH", bc)
+		// As buildx: the name is a valid image reference, the value one of its forms.
+		name, value, ok := strings.Cut(bc, "=")
+		if !ok || name == "" || value == "" {
+			return nil, usagef("--build-context %q: expected NAME=VALUE, where VALUE is %s", bc, interp.ContextForms)
 		}
-		p.contexts[name] = path
+		if _, err := interp.ContextKey(name); err != nil {
+			return nil, usagef("--build-context %q: %w", bc, err)
+		}
+		if _, err := interp.ParseBuildContext(value); err != nil {
+			return nil, usagef("--build-context %s: %w", name, err)
+		}
+		p.contexts[name] = value
 	}
 	if p.epoch, err = sourceDateEpoch(os.LookupEnv("SOURCE_DATE_EPOCH")); err != nil {
 		return nil, usageError{err}
@@ -307,7 +318,14 @@ func readDockerfile(stdin io.Reader, o buildOptions) ([]byte, string, time.Time,
 	}
 	p := o.file
 	if p == "" {
+		// As the docker CLI (getDockerfileRelPath) and buildx: Dockerfile, else the
+		// lower-case dockerfile (moby/moby#10858).
 		p = filepath.Join(o.contextDir, "Dockerfile")
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Lstat(filepath.Join(o.contextDir, "dockerfile")); err == nil {
+				p = filepath.Join(o.contextDir, "dockerfile")
+			}
+		}
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {

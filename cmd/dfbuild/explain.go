@@ -56,7 +56,7 @@ github.com/dfbuild/dfbuild/layerfs/inspect) with its entries.`,
 	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable), as for a build`)
 	f.StringVarP(&o.output, "output", "o", "", `the build's output, as for a build; only decides what is left out of the context, nothing is written`)
-	f.StringArrayVar(&o.buildContexts, "build-context", nil, `NAME=PATH: serve "FROM NAME" from the root filesystem tarball at PATH (repeatable)`)
+	f.StringArrayVar(&o.buildContexts, "build-context", nil, buildContextHelp)
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of text")
 	f.SortFlags = false
 	return cmd

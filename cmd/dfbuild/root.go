@@ -66,7 +66,7 @@ Environment:
 	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable); ":latest" when no tag is given`)
 	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar"); type=dir,dest=DIR writes the image unpacked`)
-	f.StringArrayVar(&o.buildContexts, "build-context", nil, `NAME=PATH: serve "FROM NAME" from the root filesystem tarball at PATH (repeatable)`)
+	f.StringArrayVar(&o.buildContexts, "build-context", nil, buildContextHelp)
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "KEY=VALUE: set a build argument that an ARG declares; KEY alone takes the value from the environment (repeatable)")
 	f.StringVar(&o.target, "target", "", "the stage to build (default: the last one); only the stages it needs are built")
 	f.StringArrayVar(&o.labels, "label", nil, "KEY=VALUE: add a label to the image (repeatable)")
