@@ -33,6 +33,7 @@ type buildOptions struct {
 	progress      string
 	iidFile       string
 	metadataFile  string
+	out           outputOptions // --load, -q and the no-op flags: output.go
 }
 
 // plan is what the flags say, checked before any work starts.
@@ -173,16 +174,31 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 	if err != nil {
 		return err
 	}
-	tags, typ, dest := p.tags, p.typ, p.dest
-	if typ == outputDir {
-		// Refuse a directory that is not dfbuild's before building, not after.
-		if err := dockerarchive.CheckDirDest(dest); err != nil {
-			return fmt.Errorf("writing %s: %w", dest, err)
-		}
-	}
-	prog, err := newProgress(stderr, o.progress)
+	sinks, err := checkOutputs(o, p)
 	if err != nil {
 		return err
+	}
+	if sinks.file && p.typ == outputDir {
+		// Refuse a directory that is not dfbuild's before building, not after.
+		if err := dockerarchive.CheckDirDest(p.dest); err != nil {
+			return fmt.Errorf("writing %s: %w", p.dest, err)
+		}
+	}
+	mode := o.progress
+	if o.out.quiet {
+		mode = "quiet"
+	}
+	prog, err := newProgress(stderr, mode)
+	if err != nil {
+		return err
+	}
+	for _, n := range noopNotes(o.out.noops) {
+		prog.notice(n)
+	}
+	if o.out.load {
+		if sinks.engine, err = connectEngine(ctx); err != nil {
+			return err
+		}
 	}
 	res, err := p.build(ctx, stdin, o, prog.step)
 	if err != nil {
@@ -192,50 +208,7 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 	for _, w := range res.Warnings {
 		prog.warn(w)
 	}
-
-	entry := dockerarchive.Entry{Image: res.Image, Tags: tags}
-	entries := []dockerarchive.Entry{entry}
-	read, write := dockerarchive.Read, dockerarchive.WriteFile
-	if typ == outputDir {
-		read, write = dockerarchive.ReadDir, dockerarchive.WriteDir
-	}
-	if o.append {
-		if _, err := os.Stat(dest); err == nil {
-			old, err := read(dest)
-			if err != nil {
-				return fmt.Errorf("reading %s to append to it: %w", dest, err)
-			}
-			entries = dockerarchive.Merge(old, entry)
-		}
-	}
-	ctx = dockerarchive.WithTrace(ctx, prog.trace(dest, len(entries)-1, res.LayerSteps))
-	written, err := write(ctx, dest, entries)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	id, err := res.Image.ID()
-	if err != nil {
-		return err
-	}
-	var names []string
-	for _, t := range tags {
-		names = append(names, t.Full)
-	}
-	if err := writeBuildRecords(o, id, written, names); err != nil {
-		return err
-	}
-	prog.finish(id, names, dest)
-	fmt.Fprintf(stdout, "Image %s\n", id)
-	for _, t := range tags {
-		fmt.Fprintf(stdout, "Tagged %s\n", t.Familiar)
-	}
-	fmt.Fprintf(stdout, "Wrote %s (%d image%s)\n", dest, len(written.Images), plural(len(written.Images)))
-	if typ == outputDir {
-		fmt.Fprintf(stdout, "Load it with: tar -cf image.tar -C %s . && docker load -i image.tar\n", dest)
-	} else {
-		fmt.Fprintf(stdout, "Load it with: docker load -i %s\n", dest)
-	}
-	return nil
+	return export(ctx, stdout, stderr, o, p, sinks, prog, res)
 }
 
 // The kinds of output, as -o type= names them.
@@ -255,6 +228,7 @@ func outputPath(spec string, tags []image.Tag) (typ, dest string, err error) {
 		return outputDocker, path.Base(tags[0].Name) + ".tar", nil
 	}
 	if !strings.Contains(spec, "=") {
+		// "-o -" is standard output, as in buildx.
 		return outputDocker, spec, nil
 	}
 	for _, kv := range strings.Split(spec, ",") {
@@ -289,6 +263,9 @@ func outputPath(spec string, tags []image.Tag) (typ, dest string, err error) {
 // insideContext returns dest relative to the context when the archive is written
 // inside it, so the build can leave its own output out of COPY.
 func insideContext(contextDir, dest string) []string {
+	if dest == "" || dest == stdoutDest {
+		return nil // nothing is written to a file
+	}
 	c, err1 := filepath.Abs(contextDir)
 	d, err2 := filepath.Abs(dest)
 	if err1 != nil || err2 != nil {

@@ -13,6 +13,10 @@ const examples = `  # Build ./Dockerfile in the current directory; writes hello.
   # Load and run the result
   docker load -i hello.tar && docker run --rm hello:scratch
 
+  # Straight into the Docker Engine, with no file: streamed, or through a pipe
+  dfbuild --load -t hello:scratch .
+  dfbuild -t hello:scratch -o - . | docker load
+
   # A Dockerfile elsewhere, or from standard input
   dfbuild -f build/Dockerfile.web -t web:1.0 .
   dfbuild -f - -t notes:latest . < Dockerfile
@@ -65,7 +69,7 @@ Environment:
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable); ":latest" when no tag is given`)
-	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar"); type=dir,dest=DIR writes the image unpacked`)
+	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar"); "-" or dest=- is standard output; type=oci,dest=PATH is the same archive; type=dir,dest=DIR writes the image unpacked`)
 	f.StringArrayVar(&o.buildContexts, "build-context", nil, buildContextHelp)
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "KEY=VALUE: set a build argument that an ARG declares; KEY alone takes the value from the environment (repeatable)")
 	f.StringVar(&o.target, "target", "", "the stage to build (default: the last one); only the stages it needs are built")
@@ -75,6 +79,7 @@ Environment:
 	f.BoolVar(&o.append, "append", false, "add the image to the archive (or type=dir directory) named by --output instead of replacing it; tags it already has move to the new image")
 	f.StringVar(&o.iidFile, "iidfile", "", "a file to write the image ID (sha256:...) to, once the image is written")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "a file to write the build result to, as JSON, as docker buildx build --metadata-file does")
+	addOutputFlags(f, &o.out)
 	cmd.Flags().SortFlags = false
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("file")
