@@ -34,6 +34,7 @@ type buildOptions struct {
 	iidFile       string
 	metadataFile  string
 	out           outputOptions // --load, -q and the no-op flags: output.go
+	reg           registryOptions
 }
 
 // plan is what the flags say, checked before any work starts.
@@ -46,7 +47,8 @@ type plan struct {
 	labels     map[string]string
 	platform   *interp.Platform
 	epoch      *time.Time
-	dockerfile string // the name errors use, known once build has read it
+	dockerfile string             // the name errors use, known once build has read it
+	images     interp.ImageSource // registries, through the cache: registry.go
 }
 
 // buildContextHelp is the --build-context help of build and explain.
@@ -166,6 +168,7 @@ func (p *plan) build(ctx context.Context, stdin io.Reader, o buildOptions, progr
 		Labels:            p.labels,
 		Platform:          p.platform,
 		Progress:          progress,
+		Images:            p.images,
 	})
 }
 
@@ -194,6 +197,9 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 	}
 	for _, n := range noopNotes(o.out.noops) {
 		prog.notice(n)
+	}
+	if err := p.useRegistries(o.reg, prog); err != nil {
+		return err
 	}
 	if o.out.load {
 		if sinks.engine, err = connectEngine(ctx); err != nil {

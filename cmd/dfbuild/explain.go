@@ -77,6 +77,12 @@ func buildInMemory(ctx context.Context, stdin io.Reader, o buildOptions) (*memor
 	if err != nil {
 		return nil, err
 	}
+	// Bases come from registries as in a build; transfers are not shown.
+	c, err := newRegistryClient(o.reg, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.images = registrySource{c}
 	res, err := p.build(ctx, stdin, o, nil)
 	if err != nil {
 		return nil, err

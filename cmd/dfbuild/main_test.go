@@ -39,6 +39,11 @@ func TestScript(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			// Scripts must not depend on the caller's epoch.
 			env.Setenv("SOURCE_DATE_EPOCH", "")
+			// Registry pulls cache under the script's own directory, and read no
+			// configuration or credentials of the caller's.
+			env.Setenv("XDG_CACHE_HOME", env.WorkDir+"/.cache")
+			env.Setenv("XDG_CONFIG_HOME", env.WorkDir+"/.config")
+			env.Setenv("DOCKER_CONFIG", env.WorkDir+"/.docker")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -80,6 +80,7 @@ Environment:
 	f.StringVar(&o.iidFile, "iidfile", "", "a file to write the image ID (sha256:...) to, once the image is written")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "a file to write the build result to, as JSON, as docker buildx build --metadata-file does")
 	addOutputFlags(f, &o.out)
+	addRegistryFlags(f, &o.reg)
 	cmd.Flags().SortFlags = false
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("file")
@@ -91,5 +92,6 @@ Environment:
 	}
 	cmd.AddCommand(newInspectCmd())
 	cmd.AddCommand(newExplainCmd())
+	cmd.AddCommand(newPruneCmd())
 	return cmd
 }

@@ -1,0 +1,232 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/dfbuild/dfbuild/layerfs/registry/registrytest"
+)
+
+// The registry end-to-end tests run dfbuild against a real distribution registry on
+// 127.0.0.1 (registrytest), with the cache, the registry configuration and the
+// docker config pointed into the test's own directories.
+
+// e2eRegistryEnv points dfbuild's cache, registry configuration and credentials into
+// fresh directories and returns the cache directory.
+func e2eRegistryEnv(t *testing.T) (cache string) {
+	t.Helper()
+	e2eNoEpoch(t)
+	root := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(root, "cache"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(root, "config"))
+	t.Setenv("DOCKER_CONFIG", filepath.Join(root, "docker"))
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	t.Setenv("DFBUILD_REGISTRY_CONFIG", "")
+	return filepath.Join(root, "cache", "dfbuild")
+}
+
+// e2eBusyboxBase builds the busybox base with dfbuild (FROM a root filesystem
+// tarball, with a CMD) and returns the archive.
+func e2eBusyboxBase(t *testing.T, platform string) string {
+	t.Helper()
+	dir := t.TempDir()
+	e2eWrite(t, filepath.Join(dir, "rootfs.tar"), string(e2eRootfsTar(e2eBusybox(t))), 0o644, e2eCtxTime)
+	e2eWrite(t, filepath.Join(dir, "Dockerfile"), "FROM rootfs.tar\nENV BASE_VAR=from-the-base\nCMD [\"/bin/sh\"]\n", 0o644, e2eCtxTime)
+	out := filepath.Join(t.TempDir(), "base.tar")
+	e2eDFBuild(t, buildOptions{contextDir: dir, tags: []string{"base:1"}, output: out, platform: platform})
+	return out
+}
+
+// e2eSeed puts an archive's image into a registry with go-containerregistry, an
+// independent client.
+func e2eSeed(t *testing.T, archive, ref string, opts ...remote.Option) v1.Image {
+	t.Helper()
+	img, err := tarball.ImageFromPath(archive, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatalf("seeding %s: %v", ref, err)
+	}
+	return img
+}
+
+// e2eBuildFrom builds "FROM base" plus a file and a CMD with dfbuild and returns the
+// archive, or the error.
+func e2eBuildFrom(t *testing.T, base string, extra ...string) (string, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	e2eWrite(t, filepath.Join(dir, "greeting.txt"), e2eGreeting, 0o644, e2eCtxTime)
+	e2eWrite(t, filepath.Join(dir, "Dockerfile"), "FROM "+base+"\nCOPY greeting.txt /\nCMD [\"/bin/cat\", \"/greeting.txt\"]\n", 0o644, e2eCtxTime)
+	out := filepath.Join(t.TempDir(), "app.tar")
+	o := buildOptions{contextDir: dir, tags: []string{"app:1"}, output: out, progress: "plain"}
+	if len(extra) > 0 {
+		o.platform = extra[0]
+	}
+	var stdout, stderr bytes.Buffer
+	err := runBuild(context.Background(), strings.NewReader(""), &stdout, &stderr, o)
+	return out, stderr.String(), err
+}
+
+// TestE2ERegistryPull builds FROM an image in a registry: the base is pulled into
+// the cache, the result runs in Docker, and a second build downloads no blob.
+func TestE2ERegistryPull(t *testing.T) {
+	requireDocker(t)
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	e2eSeed(t, e2eBusyboxBase(t, ""), reg.Ref("base:1"))
+	reg.ResetLog()
+
+	out, stderr, err := e2eBuildFrom(t, reg.Ref("base:1"))
+	if err != nil {
+		t.Fatalf("build FROM %s: %v\n%s", reg.Ref("base:1"), err, stderr)
+	}
+	if n := reg.BlobGETs("base"); n != 2 {
+		t.Errorf("first build: %d blob GETs, want 2 (config and layer)", n)
+	}
+	tag := e2eName("registry-pull:1")
+	e2eRemoveImagesAfter(t, tag)
+	e2eDockerLoad(t, out, "app:1")
+	e2eDocker(t, "tag", "app:1", tag)
+	e2eDocker(t, "rmi", "app:1")
+	if got := e2eDockerRun(t, tag); got != e2eGreeting {
+		t.Errorf("docker run printed %q", got)
+	}
+	if got := e2eDockerRun(t, "--entrypoint", "/bin/sh", tag, "-c", "echo $BASE_VAR"); got != "from-the-base\n" {
+		t.Errorf("the base's ENV: %q", got)
+	}
+
+	reg.ResetLog()
+	out2, stderr, err := e2eBuildFrom(t, reg.Ref("base:1"))
+	if err != nil {
+		t.Fatalf("second build: %v\n%s", err, stderr)
+	}
+	if n := reg.BlobGETs("base"); n != 0 {
+		t.Errorf("second build: %d blob GETs, want 0", n)
+	}
+	if n := len(reg.Requests()); n != 0 {
+		t.Errorf("second build asked the registry %d times; a cached tag needs no request", n)
+	}
+	if e2eFileSHA256(t, out) != e2eFileSHA256(t, out2) {
+		t.Error("the two builds wrote different archives")
+	}
+}
+
+// TestE2ERegistryMirror serves gcr.io/distroless/static:nonroot from the loopback
+// registry, configured as gcr.io's mirror in the registry configuration.
+func TestE2ERegistryMirror(t *testing.T) {
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	e2eSeed(t, e2eBusyboxBase(t, ""), reg.Ref("distroless/static:nonroot"))
+	cfg := filepath.Join(t.TempDir(), "buildkitd.toml")
+	e2eWrite(t, cfg, "[registry.\"gcr.io\"]\n  mirrors = [\""+reg.Host+"\"]\n", 0o644, e2eCtxTime)
+	t.Setenv("DFBUILD_REGISTRY_CONFIG", cfg)
+	reg.ResetLog()
+	out, stderr, err := e2eBuildFrom(t, "gcr.io/distroless/static:nonroot")
+	if err != nil {
+		t.Fatalf("through the mirror: %v\n%s", err, stderr)
+	}
+	if n := reg.BlobGETs("distroless/static"); n != 2 {
+		t.Errorf("%d blob GETs from the mirror, want 2", n)
+	}
+	a := e2eReadArchive(t, out)
+	if h := a.Images[0].Config.History; len(h) == 0 || !strings.Contains(h[len(h)-2].CreatedBy, "COPY greeting.txt") {
+		t.Errorf("history: %+v", h)
+	}
+}
+
+// TestE2ERegistryAuth pulls from a registry with htpasswd auth: anonymous access is
+// refused with a hint to log in; credentials in $DOCKER_CONFIG/config.json work, and
+// so do those of REGISTRY_AUTH_FILE.
+func TestE2ERegistryAuth(t *testing.T) {
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{Users: map[string]string{"ci": "s3cret"}})
+	e2eSeed(t, e2eBusyboxBase(t, ""), reg.Ref("private/base:1"), remote.WithAuth(&authn.Basic{Username: "ci", Password: "s3cret"}))
+
+	_, stderr, err := e2eBuildFrom(t, reg.Ref("private/base:1"))
+	if err == nil || !strings.Contains(err.Error(), "docker login "+reg.Host) {
+		t.Fatalf("anonymous: want a hint to log in, got %v\n%s", err, stderr)
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte("ci:s3cret"))
+	e2eWrite(t, filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), `{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`, 0o600, e2eCtxTime)
+	if _, stderr, err := e2eBuildFrom(t, reg.Ref("private/base:1")); err != nil {
+		t.Fatalf("with $DOCKER_CONFIG/config.json: %v\n%s", err, stderr)
+	}
+
+	// podman's auth file, with a docker config that has nothing for this host.
+	e2eRegistryEnv(t)
+	podman := filepath.Join(t.TempDir(), "auth.json")
+	e2eWrite(t, podman, `{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`, 0o600, e2eCtxTime)
+	e2eWrite(t, filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), `{"auths":{}}`, 0o600, e2eCtxTime)
+	t.Setenv("REGISTRY_AUTH_FILE", podman)
+	if _, stderr, err := e2eBuildFrom(t, reg.Ref("private/base:1")); err != nil {
+		t.Fatalf("with REGISTRY_AUTH_FILE: %v\n%s", err, stderr)
+	}
+}
+
+// TestE2ERegistryTLS pulls over TLS from a registry whose CA is trusted only through
+// a certs.d directory, as Docker reads them.
+func TestE2ERegistryTLS(t *testing.T) {
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{TLS: true})
+	e2eSeed(t, e2eBusyboxBase(t, ""), reg.Ref("base:1"), remote.WithTransport(reg.Transport()))
+	if _, _, err := e2eBuildFrom(t, reg.Ref("base:1")); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: %v", err)
+	}
+	e2eWrite(t, filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "docker", "certs.d", reg.Host, "ca.crt"), string(reg.CACert), 0o644, e2eCtxTime)
+	if _, stderr, err := e2eBuildFrom(t, reg.Ref("base:1")); err != nil {
+		t.Fatalf("with certs.d/%s/ca.crt: %v\n%s", reg.Host, err, stderr)
+	}
+}
+
+// TestE2ERegistryIndex builds FROM a multi-platform index: each --platform gets its
+// own image, and a platform the index lacks is an error that lists those it has.
+func TestE2ERegistryIndex(t *testing.T) {
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	idx := v1.ImageIndex(empty.Index)
+	for _, p := range []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}} {
+		img, err := tarball.ImageFromPath(e2eBusyboxBase(t, p.OS+"/"+p.Architecture), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := p
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+	}
+	r, _ := name.ParseReference(reg.Ref("multi:1"), name.Insecure)
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		out, stderr, err := e2eBuildFrom(t, reg.Ref("multi:1"), "linux/"+arch)
+		if err != nil {
+			t.Fatalf("linux/%s: %v\n%s", arch, err, stderr)
+		}
+		if got := e2eReadArchive(t, out).Images[0].Config.Architecture; got != arch {
+			t.Errorf("--platform linux/%s built for %s", arch, got)
+		}
+	}
+	_, _, err := e2eBuildFrom(t, reg.Ref("multi:1"), "linux/s390x")
+	if err == nil || !strings.Contains(err.Error(), "the index has linux/amd64, linux/arm64") {
+		t.Errorf("a platform the index lacks: %v", err)
+	}
+}
