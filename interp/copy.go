@@ -696,17 +696,22 @@ func (c *copier) copyDir(s source, absDest string) error {
 func (c *copier) copyFile(s source, absDest string, destIsDir bool) error {
 	name := path.Base(s.name)
 	target := absDest
+	// named is true when the copy takes the source's own name inside a directory.
+	named := false
 	if destIsDir {
 		dir, err := c.dst.MkdirAll(absDest, c.o.newDir())
 		if err != nil {
 			return destError(absDest, err)
 		}
-		target = path.Join(dir, name)
+		target, named = path.Join(dir, name), true
 	} else if n, real, _ := c.dst.Stat(absDest); n != nil && n.IsDir() {
-		target = path.Join(real, name)
+		target, named = path.Join(real, name), true
 	}
-	// Symlinks on the way, the last one included, are followed inside the image.
-	real, err := c.dst.Resolve(target, true)
+	// Symlinks on the way are followed inside the image. The last one is followed
+	// only for a destination written out (COPY f /link), as BuildKit does: a name
+	// taken from the source replaces a symlink already there (fsutil's copier
+	// removes it), so "COPY s f d/" with s/f -> ../f cannot write outside d.
+	real, err := c.dst.Resolve(target, !named)
 	if err != nil {
 		return destError(target, err)
 	}
