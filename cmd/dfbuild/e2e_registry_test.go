@@ -230,3 +230,34 @@ func TestE2ERegistryIndex(t *testing.T) {
 		t.Errorf("a platform the index lacks: %v", err)
 	}
 }
+
+// TestE2ERegistryInspect inspects an image in a registry: without --files only the
+// manifest and config are fetched; --files fetches the layers and reads them.
+func TestE2ERegistryInspect(t *testing.T) {
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	e2eSeed(t, e2eBusyboxBase(t, ""), reg.Ref("base:1"))
+	reg.ResetLog()
+	var out bytes.Buffer
+	if err := runInspect(context.Background(), &out, reg.Ref("base:1"), inspectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.BlobGETs("base"); n != 1 {
+		t.Errorf("inspect without --files: %d blob GETs, want 1 (the config)", n)
+	}
+	for _, want := range []string{"Platform: linux/", "Imported from rootfs.tar", "the layers were not read"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("inspect without --files lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := runInspect(context.Background(), &out, reg.Ref("base:1"), inspectOptions{files: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.BlobGETs("base"); n != 2 {
+		t.Errorf("inspect --files: %d blob GETs in all, want 2 (the layer once more)", n)
+	}
+	if !strings.Contains(out.String(), "/bin/busybox") {
+		t.Errorf("inspect --files does not list the layer's files:\n%s", out.String())
+	}
+}

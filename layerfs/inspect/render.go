@@ -90,6 +90,9 @@ func writeImage(w io.Writer, img *ImageReport, o Options) {
 		createdBy := rowLabel(h)
 		layer, size, counts := "config only", "", "\t\t"
 		switch {
+		case h.Layer > 0 && img.LayersUnread:
+			l := img.Layers[h.Layer-1]
+			layer, size, counts = ShortDigest(l.DiffID), HumanSize(l.StoredSize), "-\t-\t-"
 		case h.Layer > 0:
 			l := img.Layers[h.Layer-1]
 			layer, size = ShortDigest(l.DiffID), HumanSize(l.ContentSize)
@@ -101,6 +104,15 @@ func writeImage(w io.Writer, img *ImageReport, o Options) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	if img.LayersUnread {
+		var stored int64
+		for _, l := range img.Layers {
+			stored += l.StoredSize
+		}
+		fmt.Fprintf(w, "%d layer%s, %s as stored (SIZE is the stored blob); the layers were not read: --files reads them\n",
+			len(img.Layers), plural(len(img.Layers)), HumanSize(stored))
+		return
+	}
 	fmt.Fprintf(w, "%d layer%s, %s in files, %s as tar\n", len(img.Layers), plural(len(img.Layers)),
 		HumanSize(img.ContentSize), HumanSize(img.Size))
 	fmt.Fprintf(w, "Wasted: %s in %d file%s that later layers overwrite or remove\n",

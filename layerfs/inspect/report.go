@@ -50,6 +50,10 @@ type ImageReport struct {
 	// WastedFiles counts the entries, other than directories, that a later layer
 	// overwrites or removes.
 	WastedFiles int `json:"wasted_files"`
+	// LayersUnread is set when the report comes from the manifest and config alone
+	// (Describe): the layers' sizes are as stored, and their contents, changes and
+	// waste are not known.
+	LayersUnread bool `json:"layers_unread,omitempty"`
 }
 
 // HistoryRow is one history entry with the layer it made.

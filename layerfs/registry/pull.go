@@ -67,14 +67,43 @@ func (c *Client) Pull(ctx context.Context, ref string, platform v1.Platform) (*P
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.pull(ctx, r, platform)
+	p, err := c.pull(ctx, r, platform, true)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", ref, err)
 	}
 	return p, nil
 }
 
-func (c *Client) pull(ctx context.Context, r name.Reference, platform v1.Platform) (*Pulled, error) {
+// Describe fetches only what describes the image ref names: its manifest and config,
+// from the cache or the registry, and no layer. The manifest is stored in the cache,
+// so a later Pull fetches only the layers.
+func (c *Client) Describe(ctx context.Context, ref string, platform v1.Platform) (*Pulled, *v1.Manifest, []byte, error) {
+	r, err := c.parse(ref)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := c.pull(ctx, r, platform, false)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading %q: %w", ref, err)
+	}
+	raw, err := c.cache.ReadBlob(p.Manifest)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := v1.ParseManifest(strings.NewReader(string(raw)))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := c.cache.ReadBlob(m.Config.Digest)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, m, cfg, nil
+}
+
+// pull resolves r and fetches what the cache lacks: the manifest and config, and
+// the layers when layers is set.
+func (c *Client) pull(ctx context.Context, r name.Reference, platform v1.Platform, layers bool) (*Pulled, error) {
 	srcs, err := c.sources(r.Context())
 	if err != nil {
 		return nil, err
@@ -123,6 +152,9 @@ func (c *Client) pull(ctx context.Context, r name.Reference, platform v1.Platfor
 	}
 	var cfg v1.ConfigFile
 	blobs := append([]v1.Descriptor{m.Config}, m.Layers...)
+	if !layers {
+		blobs = blobs[:1]
+	}
 	fetched, err = c.ensureBlobs(ctx, r, blobs, srcs)
 	if err != nil {
 		return nil, err
@@ -139,6 +171,11 @@ func (c *Client) pull(ctx context.Context, r name.Reference, platform v1.Platfor
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("the manifest lists %d layers but the config %d diff_ids", len(m.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	if !layers {
+		p.Manifest, p.Digest = manifestDesc.Digest, top.Digest
+		p.Name = pinned(r, top.Digest)
+		return p, nil
 	}
 	for i, l := range m.Layers {
 		rec := LayerRecord{DiffID: cfg.RootFS.DiffIDs[i], Descriptor: v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, Repository: r.Context().Name()}
