@@ -45,7 +45,11 @@ type pushRegistry struct {
 	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
+// pushSeq orders the requests of every pushRegistry of the test binary.
+var pushSeq atomic.Int64
+
 type pushReq struct {
+	seq          int64
 	method, path string
 	query        url.Values
 	status       int
@@ -70,7 +74,7 @@ func newPushRegistry(t *testing.T) *pushRegistry {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			pr.mu.Lock()
-			pr.log = append(pr.log, pushReq{r.Method, r.URL.Path, r.URL.Query(), sw.status})
+			pr.log = append(pr.log, pushReq{pushSeq.Add(1), r.Method, r.URL.Path, r.URL.Query(), sw.status})
 			pr.mu.Unlock()
 		}()
 		pr.mu.Lock()
@@ -481,30 +485,31 @@ func TestPushBaseLayers(t *testing.T) {
 	}
 }
 
-// TestPushTagsLast: with several tags in two repositories, every blob and every
-// manifest by digest is written before the first tag.
+// TestPushTagsLast: with several tags in two repositories of one registry and one
+// of another, every blob and every manifest by digest is written everywhere before
+// the first tag anywhere.
 func TestPushTagsLast(t *testing.T) {
 	t.Parallel()
-	reg := newPushRegistry(t)
+	reg, reg2 := newPushRegistry(t), newPushRegistry(t)
 	c, _ := pushClient(t)
 	img := testImage("amd64", testLayer(t, 21, nil), testLayer(t, 22, nil))
-	tags := []string{reg.host + "/app:v1", reg.host + "/app:latest", reg.host + "/mirror/app:v1"}
+	tags := []string{reg.host + "/app:v1", reg.host + "/app:latest", reg.host + "/mirror/app:v1", reg2.host + "/app:v1"}
 	p := mustPush(t, c, []PushImage{{Image: img}}, tags, defaultPush())
-	if len(p.Refs) != 3 || p.Refs[2] != reg.host+"/mirror/app:v1@"+p.Digest.String() {
+	if len(p.Refs) != 4 || p.Refs[2] != reg.host+"/mirror/app:v1@"+p.Digest.String() {
 		t.Errorf("refs %v", p.Refs)
 	}
-	firstTag, lastDep := -1, -1
-	for i, q := range reg.requests() {
+	var firstTag, lastDep int64 = -1, -1
+	for _, q := range append(reg.requests(), reg2.requests()...) {
 		isTagPut := q.method == "PUT" && strings.Contains(q.path, "/manifests/") && !strings.Contains(q.path, "/manifests/sha256:")
 		switch {
-		case isTagPut && firstTag < 0:
-			firstTag = i
+		case isTagPut && (firstTag < 0 || q.seq < firstTag):
+			firstTag = q.seq
 		case q.method == "PUT" && !isTagPut:
-			lastDep = i
+			lastDep = max(lastDep, q.seq)
 		}
 	}
 	if firstTag < 0 || lastDep < 0 || firstTag < lastDep {
-		t.Errorf("first tag PUT at %d, last blob or digest PUT at %d: %v", firstTag, lastDep, reg.requests())
+		t.Errorf("first tag PUT at %d, last blob or digest PUT at %d: %v %v", firstTag, lastDep, reg.requests(), reg2.requests())
 	}
 	for _, tag := range tags {
 		d, err := remoteImage(t, tag).Digest()
@@ -512,8 +517,8 @@ func TestPushTagsLast(t *testing.T) {
 			t.Errorf("%s is %s (%v), want %s", tag, d, err, p.Digest)
 		}
 	}
-	if reg.uploads("mirror/app") != 3 {
-		t.Errorf("mirror/app received %d blobs, want 3", reg.uploads("mirror/app"))
+	if reg.uploads("mirror/app") != 3 || reg2.uploads("app") != 3 {
+		t.Errorf("mirror/app received %d blobs, the other registry %d, want 3", reg.uploads("mirror/app"), reg2.uploads("app"))
 	}
 }
 
