@@ -116,7 +116,12 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		if opts.ContextDir == "" {
 			opts.ContextDir = "."
 		}
-		opts.Context = os.DirFS(opts.ContextDir)
+		// Through an os.Root, nothing outside the directory can be read, even when
+		// its entries are swapped for symlinks during the build (issue 11). The
+		// root's descriptor is released with it, by the garbage collector.
+		if opts.Context, err = openRootFS(opts.ContextDir); err != nil {
+			return nil, err
+		}
 		osDir = opts.ContextDir
 	}
 	rl, ok := opts.Context.(fs.ReadLinkFS)

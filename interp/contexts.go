@@ -113,6 +113,10 @@ func ParseBuildContext(value string) (BuildContext, error) {
 		}
 		return c, bad(err.Error())
 	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		// Reading a FIFO would wait for a writer forever (issue 11, fault 6).
+		return c, bad(fmt.Sprintf("it is a %s, not a directory or a regular file", fileKind(fi.Mode())))
+	}
 	c.Kind = ContextFile
 	if fi.IsDir() {
 		// A directory that is an image layout (dfbuild's type=dir, an OCI layout) keeps
@@ -255,9 +259,9 @@ func (b *builder) loadDir(nc *namedContext) (*baseImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	rl, ok := os.DirFS(dir).(fs.ReadLinkFS)
-	if !ok {
-		return nil, errors.New("internal: os.DirFS cannot read links")
+	rl, err := openRootFS(dir)
+	if err != nil {
+		return nil, err
 	}
 	src, err := newContextSource(rl, dir, nil, ignore)
 	if err != nil {
@@ -383,7 +387,7 @@ func readLayoutJSON(dir, name string, v any) error {
 	if strings.Contains(name, "..") {
 		return fmt.Errorf("invalid blob name %q", name)
 	}
-	f, err := os.Open(filepath.Join(dir, name))
+	f, err := openRegularFile(filepath.Join(dir, name))
 	if errors.Is(err, fs.ErrNotExist) && name != "index.json" {
 		return fmt.Errorf("the layout %s has no blob %s", dir, strings.ReplaceAll(strings.TrimPrefix(name, "blobs/"), "/", ":"))
 	}

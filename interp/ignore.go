@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -43,7 +42,7 @@ func ReadIgnoreFile(contextDir, dockerfile string) (*IgnoreFile, error) {
 	}
 	candidates = append(candidates, filepath.Join(contextDir, ".dockerignore"))
 	for _, name := range candidates {
-		f, err := os.Open(name)
+		f, err := openRegularFile(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -260,9 +260,10 @@ func (s contextSource) where() string { return "the build context" }
 
 func (s contextSource) linkID(fi fs.FileInfo) (fileID, bool) { return linkedID(fi) }
 
-// opener returns an Opener that reads the context file at the real path p.
-func (s contextSource) opener(p string) layerfs.Opener {
-	return func() (io.ReadCloser, error) { return s.fsys.Open(p) }
+// opener returns an Opener that reads the context file at the real path p, which
+// must still be the file fi describes when the layer is written (openPlanned).
+func (s contextSource) opener(p string, fi fs.FileInfo) layerfs.Opener {
+	return func() (io.ReadCloser, error) { return openPlanned(s.fsys, p, fi) }
 }
 
 // node turns a context entry into a tree node: mode, mtime, contents and, for a
@@ -276,7 +277,7 @@ func (s contextSource) node(p string, fi fs.FileInfo) (*layerfs.Node, error) {
 	case m.IsDir():
 		n.Type = layerfs.TypeDir
 	case m.IsRegular():
-		n.Type, n.Size, n.Content = layerfs.TypeReg, fi.Size(), s.opener(p)
+		n.Type, n.Size, n.Content = layerfs.TypeReg, fi.Size(), s.opener(p, fi)
 		c, err := s.capability(p)
 		if err != nil {
 			return nil, fmt.Errorf("reading the security.capability xattr: %w", err)
@@ -387,22 +388,9 @@ func (s imageSource) linkID(fi fs.FileInfo) (fileID, bool) {
 
 func (s imageSource) excluded(string) string { return "" }
 
-// linkedID returns the identity of a regular file that has more than one link.
-func linkedID(fi fs.FileInfo) (fileID, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || !fi.Mode().IsRegular() || st.Nlink < 2 {
-		return fileID{}, false
-	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, true
-}
-
 func deviceNumbers(fi fs.FileInfo) (major, minor int64, ok bool) {
-	switch st := fi.Sys().(type) {
-	case *syscall.Stat_t:
-		rdev := uint64(st.Rdev)
-		return int64((rdev>>8)&0xfff | (rdev>>32)&^0xfff), int64(rdev&0xff | (rdev>>12)&^0xff), true
-	case *layerfs.Node:
-		return st.Major, st.Minor, true
+	if n, isNode := fi.Sys().(*layerfs.Node); isNode {
+		return n.Major, n.Minor, true
 	}
-	return 0, 0, false
+	return osDeviceNumbers(fi)
 }
