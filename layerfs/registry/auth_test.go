@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -20,7 +21,7 @@ func TestPullTokenAuth(t *testing.T) {
 	reg := newTestRegistry(t)
 	reg.push(t, "private/app:1", randomImage(t, amd64))
 	const token = "t0k3n"
-	var tokenRequests int
+	var tokenRequests atomic.Int32
 	reg.intercept = func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/token" {
 			user, pass, ok := r.BasicAuth()
@@ -31,7 +32,7 @@ func TestPullTokenAuth(t *testing.T) {
 			if !strings.Contains(r.URL.Query().Get("scope"), "repository:private/app:pull") {
 				t.Errorf("token scope %q", r.URL.Query().Get("scope"))
 			}
-			tokenRequests++
+			tokenRequests.Add(1)
 			json.NewEncoder(w).Encode(map[string]string{"token": token})
 			return true
 		}
@@ -59,7 +60,7 @@ func TestPullTokenAuth(t *testing.T) {
 	if _, err := c.Pull(context.Background(), reg.host+"/private/app:1", amd64); err != nil {
 		t.Fatalf("with credentials: %v", err)
 	}
-	if tokenRequests == 0 {
+	if tokenRequests.Load() == 0 {
 		t.Error("no token was requested")
 	}
 }
