@@ -75,6 +75,13 @@ type Step struct {
 	Layer       *LayerInfo // nil for config-only instructions
 	Config      []string   // config fields the instruction set, for config-only steps
 	Duration    time.Duration
+	// Platform is the stage's platform in a build of several (BuildPlatforms), empty
+	// otherwise.
+	Platform string
+	// Shared marks, in a build of several platforms, a step of a stage that builds the
+	// same for every platform: it ran once, in an earlier platform's build, and this
+	// platform's result reuses it.
+	Shared bool
 }
 
 // LayerInfo summarises a layer a step produced.
@@ -109,7 +116,26 @@ func (r *Result) Close() error {
 // Build runs the target stage (Options.Target, or the last one) and the stages it
 // needs, and returns the image. The result must be
 // closed once the image has been written.
-func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err error) {
+func Build(ctx context.Context, f *parser.File, opts Options) (*Result, error) {
+	b, err := newBuilder(ctx, f, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.run(); err != nil {
+		b.res.Close()
+		return nil, err
+	}
+	if err := b.complete(b.buildTime()); err != nil {
+		b.res.Close()
+		return nil, err
+	}
+	return b.res, nil
+}
+
+// newBuilder opens the context and the scratch directory of one build, for one
+// target platform; multi is the state shared by the builds of BuildPlatforms, nil
+// for Build. On success, b.res must be closed.
+func newBuilder(ctx context.Context, f *parser.File, opts Options, multi *multiBuild) (b *builder, err error) {
 	// xattrs are read by OS path, so only a context on disk has a directory for them.
 	osDir := ""
 	if opts.Context == nil {
@@ -132,34 +158,15 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 	if err != nil {
 		return nil, fmt.Errorf("checking the ignore file: %w", err)
 	}
-	tmp, err := os.MkdirTemp(opts.TempDir, "dfbuild-")
-	if err != nil {
-		return nil, fmt.Errorf("creating a scratch directory: %w", err)
-	}
-	var b *builder
-	res = &Result{cleanup: func() error {
-		// Base images hold files open in tmp: release them first.
-		var errs []error
-		if b != nil {
-			for _, c := range b.closers {
-				errs = append(errs, c())
-			}
-		}
-		errs = append(errs, os.RemoveAll(tmp))
-		return errors.Join(errs...)
-	}}
-	// The error returns below say "return nil, err", which clears res before this
-	// runs, so the cleanup is held on to separately.
-	cleanup := res
-	defer func() {
-		if err != nil {
-			cleanup.Close()
-		}
-	}()
 	contexts, err := parseContexts(opts.BuildContexts)
 	if err != nil {
 		return nil, err
 	}
+	tmp, err := os.MkdirTemp(opts.TempDir, "dfbuild-")
+	if err != nil {
+		return nil, fmt.Errorf("creating a scratch directory: %w", err)
+	}
+	res := &Result{}
 	b = &builder{
 		contexts:      contexts,
 		pinWarned:     map[string]bool{},
@@ -174,10 +181,26 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		platform:      HostPlatform(),
 		usedArgs:      map[string]bool{},
 		bases:         map[string]*baseImage{},
+		multi:         multi,
+	}
+	res.cleanup = func() error {
+		// Base images hold files open in tmp: release them first.
+		var errs []error
+		for _, c := range b.closers {
+			errs = append(errs, c())
+		}
+		errs = append(errs, os.RemoveAll(tmp))
+		return errors.Join(errs...)
 	}
 	if opts.Platform != nil {
 		b.platform = *opts.Platform
 	}
+	return b, nil
+}
+
+// run plans the stages and runs those the target needs.
+func (b *builder) run() (err error) {
+	f, opts, res := b.file, b.opts, b.res
 	b.noteTime(opts.DockerfileModTime)
 	res.Warnings = append(res.Warnings, f.Warnings...)
 	// TARGETSTAGE is the --target, or the last stage's name, before the stages are
@@ -187,19 +210,19 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		targetName = f.Stages[len(f.Stages)-1].From.Name
 	}
 	if b.global, err = b.globalArgs(targetName); err != nil {
-		return nil, err
+		return err
 	}
 	if err := b.planStages(); err != nil {
-		return nil, err
+		return err
 	}
 	target, err := b.target()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Like BuildKit, only the stages the target needs are built.
 	order, err := b.buildOrder(target)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b.order, b.targetDef = order, target
 	// RUN fails the build wherever it is: say so before any base is read or pulled.
@@ -209,29 +232,34 @@ func Build(ctx context.Context, f *parser.File, opts Options) (res *Result, err 
 		}
 		for _, in := range d.src.Instructions {
 			if _, ok := in.(*parser.Run); ok {
-				return nil, parser.At(in, b.runError(&stage{def: d}))
+				return parser.At(in, b.runError(&stage{def: d}))
 			}
 		}
 	}
 	for _, d := range order {
-		if d.st, err = b.runStage(d); err != nil {
-			return nil, err
+		if d.st, err = b.runShared(d); err != nil {
+			return err
 		}
 	}
-	img, err := b.finish(target.st)
+	return nil
+}
+
+// complete turns the target stage into the result's image, made at the time when.
+func (b *builder) complete(when time.Time) error {
+	img, err := b.finish(b.targetDef.st, when)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for k, v := range opts.Labels {
+	for k, v := range b.opts.Labels {
 		if img.Config.Config.Labels == nil {
 			img.Config.Config.Labels = map[string]string{}
 		}
 		img.Config.Config.Labels[k] = v
 	}
-	res.Warnings = append(res.Warnings, b.unusedArgWarnings()...)
-	res.Warnings = append(res.Warnings, b.unusedContextWarnings()...)
-	res.Image = img
-	return res, nil
+	b.res.Warnings = append(b.res.Warnings, b.unusedArgWarnings()...)
+	b.res.Warnings = append(b.res.Warnings, b.unusedContextWarnings()...)
+	b.res.Image = img
+	return nil
 }
 
 type builder struct {
@@ -256,6 +284,14 @@ type builder struct {
 	pinWarned     map[string]bool
 	order         []*stageDef // the stages built, in order
 	targetDef     *stageDef
+	// multi is shared by the builds of BuildPlatforms (nil in Build): stages that
+	// build the same for every platform are run once (platforms.go).
+	multi *multiBuild
+	gids  []int                // with multi: each step's number across all the builds, by index in res.Steps
+	local map[int]int          // with multi: the inverse of gids
+	keys  map[*stageDef]string // with multi: each stage's key (stageKey)
+	// curPlatform is the platform of the stage running, for Step.Platform.
+	curPlatform Platform
 }
 
 func (b *builder) noteTime(t time.Time) {
@@ -311,6 +347,7 @@ func (b *builder) runStage(d *stageDef) (*stage, error) {
 	if err != nil {
 		return nil, parser.At(s.From, err)
 	}
+	b.curPlatform = st.platform
 	for i := range st.layers {
 		if st.layers[i].step < 0 {
 			st.layers[i].step = len(b.res.Steps)
@@ -380,7 +417,18 @@ func (b *builder) stageLabel(d *stageDef) string {
 
 func (b *builder) report(s Step) {
 	s.Number = len(b.res.Steps) + 1
+	if b.multi != nil {
+		s.Platform = b.curPlatform.String()
+	}
 	b.res.Steps = append(b.res.Steps, s)
+	if b.multi != nil {
+		// Progress numbers steps across every platform's build.
+		gid := b.multi.steps
+		b.multi.steps++
+		b.gids = append(b.gids, gid)
+		b.local[gid] = len(b.res.Steps) - 1
+		s.Number = gid + 1
+	}
 	if b.opts.Progress != nil {
 		b.opts.Progress(s)
 	}
@@ -507,10 +555,11 @@ func (st *stage) baseInfo() *LayerInfo {
 
 // finish turns the stage into an image: the new layers get their final times, and so
 // do the history and the image itself.
-func (b *builder) finish(st *stage) (*image.Image, error) {
-	when := b.buildTime()
+func (b *builder) finish(st *stage, when time.Time) (*image.Image, error) {
 	topts := layerfs.TarOptions{BuildTime: when, Clamp: b.opts.SourceDateEpoch}
-	img := &image.Image{Config: st.config}
+	// The stage may be shared with other platforms' builds: the image gets a copy of
+	// its config, whose labels it may change.
+	img := &image.Image{Config: cloneConfig(st.config)}
 	for i, l := range st.layers {
 		b.res.LayerSteps = append(b.res.LayerSteps, l.step)
 		if l.base != nil {

@@ -14,20 +14,9 @@ import (
 // from starts a stage: from an earlier stage, FROM scratch, or an image served by
 // --build-context or by a tarball in the build context.
 func (b *builder) from(d *stageDef) (*stage, error) {
-	in := d.src.From
-	platform := b.platform
-	if in.Platform != "" {
-		// --platform is expanded with the global scope, like the base name.
-		s, err := b.ex.Word(in.Platform, b.global)
-		if err != nil {
-			return nil, fmt.Errorf("expanding --platform %q: %w", in.Platform, err)
-		}
-		if s == "" {
-			return nil, fmt.Errorf("empty platform value from expression %s", in.Platform)
-		}
-		if platform, err = ParsePlatform(s); err != nil {
-			return nil, fmt.Errorf("--platform: %w", err)
-		}
+	platform, err := b.stagePlatform(d)
+	if err != nil {
+		return nil, err
 	}
 	if d.parent != nil {
 		return d.parent.st.child(d), nil
@@ -69,6 +58,27 @@ func (b *builder) from(d *stageDef) (*stage, error) {
 		st.config.Config.Env = append(st.config.Config.Env, defaultPath)
 	}
 	return st, nil
+}
+
+// stagePlatform is the platform a stage builds for: its FROM --platform, expanded
+// with the global scope like the base name, or the target platform.
+func (b *builder) stagePlatform(d *stageDef) (Platform, error) {
+	in := d.src.From
+	if in.Platform == "" {
+		return b.platform, nil
+	}
+	s, err := b.ex.Word(in.Platform, b.global)
+	if err != nil {
+		return Platform{}, fmt.Errorf("expanding --platform %q: %w", in.Platform, err)
+	}
+	if s == "" {
+		return Platform{}, fmt.Errorf("empty platform value from expression %s", in.Platform)
+	}
+	p, err := ParsePlatform(s)
+	if err != nil {
+		return Platform{}, fmt.Errorf("--platform: %w", err)
+	}
+	return p, nil
 }
 
 // start gives a new stage the tree, layers and history of its base.
