@@ -49,6 +49,13 @@ type Options struct {
 	// TempDir holds scratch files (decompressed base tarballs) during the build;
 	// empty means the system's temporary directory.
 	TempDir string
+	// AddMaxSize bounds each download of ADD <url>: a larger body, or a
+	// Content-Length announcing one, fails the build. 0 means DefaultAddMaxSize.
+	AddMaxSize int64
+	// AddTimeout bounds each download from its request to its last byte; 0 means
+	// DefaultAddTimeout. A server that does not answer, or sends less than 16 KiB,
+	// in 2 minutes fails it sooner.
+	AddTimeout time.Duration
 	// BuildArgs are the --build-arg values: each overrides the default of the ARG of
 	// its name. Arguments no built stage declares draw a warning.
 	BuildArgs map[string]string

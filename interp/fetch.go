@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -137,8 +138,43 @@ func (b *builder) urlArg(j *copyJob, raw string) (copyArg, error) {
 	return a, nil
 }
 
-// fetchIdle is how long a download may go without receiving anything.
-const fetchIdle = 2 * time.Minute
+// Download limits of ADD <url>. Without them an endless body filled the disk and a
+// server sending one byte now and then held the build forever (issue 11, fault 8).
+const (
+	// DefaultAddMaxSize bounds each download (Options.AddMaxSize, --add-max-size):
+	// a larger body, or a Content-Length announcing one, is an error.
+	DefaultAddMaxSize int64 = 4 << 30
+	// DefaultAddTimeout bounds each download from the request to its last byte
+	// (Options.AddTimeout, --add-timeout).
+	DefaultAddTimeout = time.Hour
+	// fetchIdle is how long a server may take to answer, and fetchMinBytes is how
+	// much it must send in every fetchIdle after that: a trickle is as stuck as a
+	// silent server, only slower to notice.
+	fetchIdle     = 2 * time.Minute
+	fetchMinBytes = 16 << 10
+)
+
+// downloadLimits are the bounds of one download.
+type downloadLimits struct {
+	maxSize  int64
+	timeout  time.Duration
+	window   time.Duration // fetchIdle; tests shorten it
+	minBytes int64
+}
+
+// fetchWindow is fetchIdle, a variable so that tests can shorten it.
+var fetchWindow = fetchIdle
+
+func (b *builder) downloadLimits() downloadLimits {
+	l := downloadLimits{maxSize: b.opts.AddMaxSize, timeout: b.opts.AddTimeout, window: fetchWindow, minBytes: fetchMinBytes}
+	if l.maxSize <= 0 {
+		l.maxSize = DefaultAddMaxSize
+	}
+	if l.timeout <= 0 {
+		l.timeout = DefaultAddTimeout
+	}
+	return l
+}
 
 // fetchClient bounds the steps that could otherwise wait forever and refuses a
 // redirect from https to plain http, which would drop the transport's protection.
@@ -147,6 +183,10 @@ var fetchClient = &http.Client{
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSHandshakeTimeout = 30 * time.Second
 		t.ResponseHeaderTimeout = fetchIdle
+		// One request per connection: bytes a server sends past a Content-Length
+		// are then dropped with the connection, instead of being read as the next
+		// answer, which net/http reports by printing to the process's log.
+		t.DisableKeepAlives = true
 		return t
 	}(),
 	CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -160,23 +200,29 @@ var fetchClient = &http.Client{
 	},
 }
 
-// idleReader pushes the fetch's idle deadline back on every read that gets data.
-type idleReader struct {
-	r     io.Reader
-	timer *time.Timer
+// rateReader pushes the download's slowness deadline back each time another
+// minBytes arrived.
+type rateReader struct {
+	r      io.Reader
+	timer  *time.Timer
+	window time.Duration
+	min    int64
+	got    int64 // since the deadline was last pushed back
 }
 
-func (i *idleReader) Read(p []byte) (int, error) {
+func (i *rateReader) Read(p []byte) (int, error) {
 	n, err := i.r.Read(p)
-	if n > 0 {
-		i.timer.Reset(fetchIdle)
+	if i.got += int64(n); i.got >= i.min {
+		i.got = 0
+		i.timer.Reset(i.window)
 	}
 	return n, err
 }
 
 // fetch downloads raw into the build's scratch directory and returns the file as a
 // node that reads it from there. A --checksum that the body does not match is an
-// error, as is an answer other than 2xx or 3xx.
+// error, as is an answer other than 2xx or 3xx, a body over the size limit or other
+// than its Content-Length, a download over the time limit and a server too slow.
 func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 	var want *checksum
 	if sum != "" {
@@ -185,12 +231,30 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 			return nil, fmt.Errorf("--checksum=%s: %w", sum, err)
 		}
 	}
-	// A server that stops sending fails the build after fetchIdle instead of holding
-	// it forever: every read pushes the deadline back.
-	ctx, cancel := context.WithCancel(b.ctx)
-	defer cancel()
-	idle := time.AfterFunc(fetchIdle, cancel)
-	defer idle.Stop()
+	lim := b.downloadLimits()
+	// Each limit cancels the download with its own cause, so the error says which
+	// one it was; an interrupt of the build stays the build's own error.
+	ctx, cancel := context.WithCancelCause(b.ctx)
+	defer cancel(nil)
+	var answered atomic.Bool
+	overall := time.AfterFunc(lim.timeout, func() {
+		cancel(fmt.Errorf("timed out: the download took longer than %s (--add-timeout)", lim.timeout))
+	})
+	defer overall.Stop()
+	slow := time.AfterFunc(lim.window, func() {
+		if !answered.Load() {
+			cancel(fmt.Errorf("timed out: the server did not answer in %s", lim.window))
+			return
+		}
+		cancel(fmt.Errorf("timed out: the server sent less than %d KiB in %s", lim.minBytes>>10, lim.window))
+	})
+	defer slow.Stop()
+	fail := func(err error) error {
+		if b.ctx.Err() == nil && ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return fmt.Errorf("fetching %q: %w", raw, err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", raw, err)
@@ -198,29 +262,45 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 	req.Header.Set("User-Agent", "dfbuild")
 	resp, err := fetchClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetching %q: %w", raw, err)
+		return nil, fail(err)
 	}
+	answered.Store(true)
+	slow.Reset(lim.window)
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
 		return nil, fmt.Errorf("fetching %q: the server answered %s", raw, resp.Status)
+	}
+	if resp.ContentLength > lim.maxSize {
+		return nil, fmt.Errorf("fetching %q: the server announces %d bytes, over the limit of %d (--add-max-size)", raw, resp.ContentLength, lim.maxSize)
 	}
 	f, err := os.CreateTemp(b.tmp, "url-*")
 	if err != nil {
 		return nil, fmt.Errorf("fetching %q: %w", raw, err)
 	}
-	defer f.Close()
+	kept := false
+	defer func() {
+		f.Close()
+		if !kept {
+			os.Remove(f.Name())
+		}
+	}()
 	var h hash.Hash
 	w := io.Writer(f)
 	if want != nil {
 		h = want.hash()
 		w = io.MultiWriter(f, h)
 	}
-	size, err := io.Copy(w, &idleReader{r: resp.Body, timer: idle})
+	// One byte past the limit tells a body at the limit from one over it.
+	body := &rateReader{r: resp.Body, timer: slow, window: lim.window, min: lim.minBytes}
+	size, err := io.Copy(w, io.LimitReader(body, lim.maxSize+1))
 	if err != nil {
-		if ctx.Err() != nil && b.ctx.Err() == nil {
-			err = fmt.Errorf("no data for %s", fetchIdle)
-		}
-		return nil, fmt.Errorf("fetching %q: %w", raw, err)
+		return nil, fail(err)
+	}
+	if size > lim.maxSize {
+		return nil, fmt.Errorf("fetching %q: the body is over the limit of %d bytes (--add-max-size)", raw, lim.maxSize)
+	}
+	if resp.ContentLength >= 0 && size != resp.ContentLength {
+		return nil, fmt.Errorf("fetching %q: the body has %d bytes, but its Content-Length says %d", raw, size, resp.ContentLength)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("fetching %q: %w", raw, err)
@@ -238,6 +318,7 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 	}
 	b.noteTime(mtime)
 	name := f.Name()
+	kept = true
 	return &layerfs.Node{
 		Type:    layerfs.TypeReg,
 		Mode:    0o600,
