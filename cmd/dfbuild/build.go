@@ -45,7 +45,8 @@ type plan struct {
 	contexts   map[string]string
 	buildArgs  map[string]string
 	labels     map[string]string
-	platform   *interp.Platform
+	platform   *interp.Platform  // the first of platforms
+	platforms  []interp.Platform // --platform's list; several make an image index
 	epoch      *time.Time
 	dockerfile string             // the name errors use, known once build has read it
 	images     interp.ImageSource // registries, through the cache: registry.go
@@ -123,11 +124,12 @@ func newPlan(o buildOptions) (*plan, error) {
 		p.labels[k] = v
 	}
 	if o.platform != "" {
-		pl, err := interp.ParsePlatform(o.platform)
+		// As buildx: a comma-separated list, each platform built (platforms.go).
+		pl, err := interp.ParsePlatforms(o.platform)
 		if err != nil {
 			return nil, usagef("--platform: %w", err)
 		}
-		p.platform = &pl
+		p.platform, p.platforms = &pl[0], pl
 	}
 	if fi, err := os.Stat(o.contextDir); err != nil || !fi.IsDir() {
 		return nil, usagef("build context %q is not a directory", o.contextDir)
@@ -138,14 +140,24 @@ func newPlan(o buildOptions) (*plan, error) {
 // build parses the Dockerfile and runs it; the output itself is left to the caller.
 // The result must be closed.
 func (p *plan) build(ctx context.Context, stdin io.Reader, o buildOptions, progress func(interp.Step)) (*interp.Result, error) {
-	df, name, mtime, err := readDockerfile(stdin, o)
+	f, opts, err := p.prepare(stdin, o, progress)
 	if err != nil {
 		return nil, err
+	}
+	return interp.Build(ctx, f, opts)
+}
+
+// prepare reads and parses the Dockerfile and its ignore file, and returns them with
+// the build's options.
+func (p *plan) prepare(stdin io.Reader, o buildOptions, progress func(interp.Step)) (*parser.File, interp.Options, error) {
+	df, name, mtime, err := readDockerfile(stdin, o)
+	if err != nil {
+		return nil, interp.Options{}, err
 	}
 	p.dockerfile = name
 	f, err := parser.Parse(bytes.NewReader(df), name)
 	if err != nil {
-		return nil, err
+		return nil, interp.Options{}, err
 	}
 	// A Dockerfile from standard input has no file of its own to sit next to.
 	dockerfile := name
@@ -154,9 +166,9 @@ func (p *plan) build(ctx context.Context, stdin io.Reader, o buildOptions, progr
 	}
 	ignore, err := interp.ReadIgnoreFile(o.contextDir, dockerfile)
 	if err != nil {
-		return nil, err
+		return nil, interp.Options{}, err
 	}
-	return interp.Build(ctx, f, interp.Options{
+	return f, interp.Options{
 		ContextDir:        o.contextDir,
 		Ignore:            ignore,
 		Hide:              insideContext(o.contextDir, p.dest),
@@ -169,12 +181,15 @@ func (p *plan) build(ctx context.Context, stdin io.Reader, o buildOptions, progr
 		Platform:          p.platform,
 		Progress:          progress,
 		Images:            p.images,
-	})
+	}, nil
 }
 
 func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions) error {
 	p, err := newPlan(o)
 	if err != nil {
+		return err
+	}
+	if err := checkPlatformOutputs(o, p); err != nil {
 		return err
 	}
 	sinks, err := checkOutputs(o, p)
@@ -205,6 +220,9 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 		if sinks.engine, err = connectEngine(ctx); err != nil {
 			return err
 		}
+	}
+	if len(p.platforms) > 1 {
+		return buildIndex(ctx, stdin, stdout, stderr, o, p, sinks, prog)
 	}
 	res, err := p.build(ctx, stdin, o, prog.step)
 	if err != nil {

@@ -57,6 +57,7 @@ github.com/dfbuild/dfbuild/layerfs/inspect) with its entries.`,
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable), as for a build`)
 	f.StringVarP(&o.output, "output", "o", "", `the build's output, as for a build; only decides what is left out of the context, nothing is written`)
 	f.StringArrayVar(&o.buildContexts, "build-context", nil, buildContextHelp)
+	f.StringVar(&o.platform, "platform", "", `the platforms to build for, as for a build: "os/arch[/variant]", or several separated by commas, each explained in turn`)
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of text")
 	f.SortFlags = false
 	return cmd
@@ -64,7 +65,8 @@ github.com/dfbuild/dfbuild/layerfs/inspect) with its entries.`,
 
 // memoryBuild is a build that was not written anywhere.
 type memoryBuild struct {
-	res        *interp.Result
+	res        *interp.Result // the first platform's, when there are several
+	all        *buildResult   // close this, not res
 	tags       []image.Tag
 	dockerfile string // the name errors and explain use
 }
@@ -83,15 +85,16 @@ func buildInMemory(ctx context.Context, stdin io.Reader, o buildOptions) (*memor
 		return nil, err
 	}
 	p.images = registrySource{c}
-	res, err := p.build(ctx, stdin, o, nil)
+	all, err := p.buildAll(ctx, stdin, o, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &memoryBuild{res: res, tags: p.tags, dockerfile: p.dockerfile}, nil
+	return &memoryBuild{res: all.Platforms[0].Result, all: all, tags: p.tags, dockerfile: p.dockerfile}, nil
 }
 
 // explainReport is explain's output; its JSON form is explain --json.
 type explainReport struct {
+	Platform    string         `json:"platform,omitempty"` // with several platforms
 	ID          string         `json:"id"`
 	Tags        []string       `json:"tags"`
 	Steps       []*explainStep `json:"steps"`
@@ -114,6 +117,9 @@ type explainStep struct {
 	// Config lists the config fields a config-only instruction set.
 	Config []string               `json:"config,omitempty"`
 	Layers []*inspect.LayerReport `json:"layers,omitempty"`
+	// Shared marks, with several platforms, a step of a stage built once for all of
+	// them (an earlier platform's build ran it).
+	Shared bool `json:"shared,omitempty"`
 }
 
 func runExplain(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o buildOptions, asJSON bool) error {
@@ -121,7 +127,10 @@ func runExplain(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	defer b.res.Close()
+	defer b.all.Close()
+	if b.all.Multi {
+		return explainPlatforms(ctx, stdout, stderr, b, asJSON)
+	}
 	ir, err := inspect.Analyze(ctx, inspect.FromImage(b.res.Image))
 	if err != nil {
 		return fmt.Errorf("analysing the image: %w", err)
@@ -159,7 +168,7 @@ func explainSteps(b *memoryBuild, ir *inspect.ImageReport) (*explainReport, erro
 		byStep[i] = append(byStep[i], ir.Layers[j])
 	}
 	for i, s := range steps {
-		es := &explainStep{Step: s.Number, Stage: s.Stage, Line: s.Line, Instruction: s.Instruction, Config: s.Config, Layers: byStep[i]}
+		es := &explainStep{Step: s.Number, Stage: s.Stage, Line: s.Line, Instruction: s.Instruction, Config: s.Config, Layers: byStep[i], Shared: s.Shared}
 		switch {
 		case s.Layer != nil && s.Layer.Base:
 			es.Result = "base"
@@ -177,6 +186,9 @@ func explainSteps(b *memoryBuild, ir *inspect.ImageReport) (*explainReport, erro
 
 func writeExplain(w io.Writer, dockerfile string, rep *explainReport) error {
 	ew := &inspect.ErrWriter{W: w}
+	if rep.Platform != "" {
+		fmt.Fprintf(ew, "Platform %s\n", rep.Platform)
+	}
 	fmt.Fprintf(ew, "Image %s (not written)\n", rep.ID)
 	if len(rep.Tags) > 0 {
 		var names []string
@@ -193,6 +205,9 @@ func writeExplain(w io.Writer, dockerfile string, rep *explainReport) error {
 			stage = "[" + s.Stage + "] "
 		}
 		fmt.Fprintf(ew, "\n#%d %s%s (%s:%d)\n", s.Step, stage, s.Instruction, dockerfile, s.Line)
+		if s.Shared {
+			fmt.Fprintln(ew, "   built once for every platform (shown with the first)")
+		}
 		switch {
 		case s.Result == "layer" && len(s.Layers) == 0:
 			fmt.Fprintln(ew, "   layer of a stage that is not the image: COPY --from reads it")
@@ -237,4 +252,44 @@ func writeExplain(w io.Writer, dockerfile string, rep *explainReport) error {
 	fmt.Fprintf(ew, "Wasted: %s in %d file%s that later layers overwrite or remove\n",
 		inspect.HumanSize(rep.WastedBytes), rep.WastedFiles, plural(rep.WastedFiles))
 	return ew.Err
+}
+
+// explainPlatforms explains each platform's image in turn (--json: an array of
+// reports, each naming its platform); the warnings of all the builds come once.
+func explainPlatforms(ctx context.Context, stdout, stderr io.Writer, b *memoryBuild, asJSON bool) error {
+	var reps []*explainReport
+	for _, pi := range b.all.Platforms {
+		ir, err := inspect.Analyze(ctx, inspect.FromImage(pi.Image))
+		if err != nil {
+			return fmt.Errorf("analysing the image for %s: %w", pi.Platform, err)
+		}
+		one := *b
+		one.res = pi.Result
+		rep, err := explainSteps(&one, ir)
+		if err != nil {
+			return err
+		}
+		rep.Platform, rep.Warnings = pi.Platform.String(), nil
+		reps = append(reps, rep)
+	}
+	for _, w := range b.all.Warnings {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(reps)
+	}
+	for i, rep := range reps {
+		if i > 0 {
+			if _, err := fmt.Fprintln(stdout); err != nil {
+				return err
+			}
+		}
+		if err := writeExplain(stdout, b.dockerfile, rep); err != nil {
+			return err
+		}
+	}
+	return nil
 }

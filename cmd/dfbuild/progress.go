@@ -68,6 +68,9 @@ func (p *progress) step(s interp.Step) {
 			// Several stages: "step" counts across the build, "index" within the stage.
 			ev["stage"], ev["index"] = s.Stage, s.Index
 		}
+		if s.Platform != "" {
+			ev["platform"] = s.Platform
+		}
 		if s.Layer != nil {
 			ev["layer"] = map[string]any{"base": s.Layer.Base, "files": s.Layer.Files, "entries": s.Layer.Entries, "bytes": s.Layer.Bytes}
 		} else if len(s.Config) > 0 {
@@ -78,6 +81,10 @@ func (p *progress) step(s interp.Step) {
 		stage := ""
 		if s.Stage != "" {
 			stage = s.Stage + " "
+		}
+		if s.Platform != "" {
+			// Several platforms: BuildKit names each step's platform first.
+			stage = s.Platform + " " + stage
 		}
 		fmt.Fprintf(p.w, "#%d [%s%d/%d] %s\n", s.Number, stage, s.Index, s.Total, s.Instruction)
 		fmt.Fprintf(p.w, "#%d %s\n", s.Number, stepResult(s))
