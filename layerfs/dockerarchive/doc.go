@@ -34,5 +34,10 @@
 // tree is complete.
 //
 // Read and ReadDir read archives and directories back into entries, for --append:
-// Merge then moves tags the way docker load does.
+// Merge then moves tags the way docker load does. LockOutput serializes the writers
+// of one output for the whole read-modify-write, so parallel appends lose no image.
+//
+// WriteFile replaces only a regular file (CheckFileDest): a device, FIFO, socket,
+// symlink or directory at the destination is refused, since the rename would
+// replace it with a regular file.
 package dockerarchive

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -79,7 +80,14 @@ type ImageResult struct {
 // WriteFile writes the images to the archive at dest atomically: into a temporary
 // file in dest's directory, renamed over dest only once everything was written,
 // synced and checked.
+//
+// dest must not exist yet or be a regular file (CheckFileDest): a device, FIFO,
+// socket, symlink or directory there is refused, before anything is written and
+// again right before the rename.
 func WriteFile(ctx context.Context, dest string, entries []Entry) (*Result, error) {
+	if err := CheckFileDest(dest); err != nil {
+		return nil, err
+	}
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
 	if err != nil {
@@ -105,11 +113,51 @@ func WriteFile(ctx context.Context, dest string, entries []Entry) (*Result, erro
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
+	if err := CheckFileDest(dest); err != nil {
+		return nil, err
+	}
 	if err := os.Rename(tmp.Name(), dest); err != nil {
 		return nil, fmt.Errorf("moving the archive into place: %w", err)
 	}
 	ok = true
 	return res, nil
+}
+
+// CheckFileDest returns the error WriteFile would refuse dest with, so that a caller
+// can refuse it before building anything. The rename that puts an archive in place
+// replaces whatever has the name: run as root, an output of /dev/null would replace
+// the host's /dev/null with a regular file (issue 11, fault 2). So dest must not
+// exist yet, or be a regular file, such as an earlier archive.
+func CheckFileDest(dest string) error {
+	fi, err := os.Lstat(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", dest, err)
+	}
+	m := fi.Mode()
+	if m.IsRegular() {
+		return nil
+	}
+	var what string
+	switch {
+	case m.IsDir():
+		return fmt.Errorf("%s is a directory; name an archive file to write (a path in it, or a new one)", dest)
+	case m&fs.ModeSymlink != 0:
+		what = "symlink"
+	case m&fs.ModeNamedPipe != 0:
+		what = "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		what = "socket"
+	case m&fs.ModeCharDevice != 0:
+		what = "character device"
+	case m&fs.ModeDevice != 0:
+		what = "block device"
+	default:
+		what = "special file"
+	}
+	return fmt.Errorf("%s is a %s, not a regular file; refusing to replace it: an archive is written only where no file is, or over a regular file", dest, what)
 }
 
 // File is what Write needs of its output: a file it can write, seek in, patch and
