@@ -6,17 +6,68 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, sig, stop := notifyContext()
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
+	// An interrupted build has unwound by now, its temporary files removed on the
+	// way; it exits as a shell reports a process the signal ended: 128 plus the
+	// signal's number, 130 for SIGINT and 143 for SIGTERM.
+	if s := sig(); s != 0 {
+		fmt.Fprintf(os.Stderr, "dfbuild: interrupted by %s\n", signalName(s))
+		os.Exit(128 + int(s))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dfbuild: "+err.Error())
 		os.Exit(exitCode(err))
 	}
+}
+
+// notifyContext is signal.NotifyContext for SIGINT and SIGTERM that also tells which
+// signal came (sig returns 0 for none). A second signal ends the process at once,
+// for a build that does not stop.
+func notifyContext() (ctx context.Context, sig func() syscall.Signal, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	// Stored before the cancel, so whatever saw the cancel sees the signal too.
+	var got atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			got.Store(int32(s.(syscall.Signal)))
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-ch:
+			os.Exit(128 + int(s.(syscall.Signal)))
+		case <-done:
+		}
+	}()
+	sig = func() syscall.Signal { return syscall.Signal(got.Load()) }
+	stop = func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}
+	return ctx, sig, stop
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
 }
 
 // Exit codes: 1 for a failed build, 2 for a command line dfbuild cannot use.
