@@ -16,6 +16,7 @@ import (
 	"github.com/dfbuild/dfbuild/interp"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/image"
+	"github.com/dfbuild/dfbuild/layerfs/registry"
 	"github.com/dfbuild/dfbuild/parser"
 )
 
@@ -50,6 +51,9 @@ type plan struct {
 	epoch      *time.Time
 	dockerfile string             // the name errors use, known once build has read it
 	images     interp.ImageSource // registries, through the cache: registry.go
+	registry   *registry.Client   // the client behind images, which also pushes
+	push       *pushSpec          // --push or -o type=registry|image: push.go
+	fileNamed  bool               // -o names an archive, a directory or standard output
 }
 
 // buildContextHelp is the --build-context help of build and explain.
@@ -73,8 +77,26 @@ func newPlan(o buildOptions) (*plan, error) {
 		}
 	}
 	var err error
-	if p.typ, p.dest, err = outputPath(o.output, p.tags); err != nil {
+	ps, isPush, err := parseRegistryOutput(o.output)
+	if err != nil {
 		return nil, err
+	}
+	switch {
+	case isPush:
+		// The image goes to the registry only; -o named no file.
+		p.push, o.output = ps, ""
+		p.typ = outputDocker
+	case o.reg.push:
+		p.push = &pushSpec{opts: registry.PushOptions{Level: -1, OCIMediaTypes: true}}
+	}
+	if p.push != nil && len(p.push.names) == 0 && len(p.tags) == 0 {
+		return nil, usagef("pushing needs a name: give -t NAME, or name= in -o type=registry")
+	}
+	p.fileNamed = o.output != ""
+	if !isPush {
+		if p.typ, p.dest, err = outputPath(o.output, p.tags); err != nil {
+			return nil, err
+		}
 	}
 	for _, bc := range o.buildContexts {
 		// As buildx: the name is a valid image reference, the value one of its forms.

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,5 +260,140 @@ func TestE2ERegistryInspect(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "/bin/busybox") {
 		t.Errorf("inspect --files does not list the layer's files:\n%s", out.String())
+	}
+}
+
+// TestE2ERegistryPush is the whole round trip: dfbuild pushes the busybox base into
+// a registry, builds FROM it and pushes the result with its base layer mounted, not
+// uploaded again; docker pulls and runs the result, skopeo reads it, and the
+// metadata file names the pushed manifest.
+func TestE2ERegistryPush(t *testing.T) {
+	requireDocker(t)
+	requireSkopeo(t)
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+
+	// The base: built FROM the rootfs tarball, pushed by dfbuild.
+	dir := t.TempDir()
+	e2eWrite(t, filepath.Join(dir, "rootfs.tar"), string(e2eRootfsTar(e2eBusybox(t))), 0o644, e2eCtxTime)
+	e2eWrite(t, filepath.Join(dir, "Dockerfile"), "FROM rootfs.tar\nENV BASE_VAR=from-the-base\nCMD [\"/bin/sh\"]\n", 0o644, e2eCtxTime)
+	var stdout, stderr bytes.Buffer
+	if err := runBuild(context.Background(), strings.NewReader(""), &stdout, &stderr,
+		buildOptions{contextDir: dir, tags: []string{reg.Ref("base:1")}, reg: registryOptions{push: true}}); err != nil {
+		t.Fatalf("pushing the base: %v\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "base.tar")); err == nil {
+		t.Error("--push without -o wrote an archive")
+	}
+
+	// The app, FROM the base, pushed to another repository under two tags.
+	app := t.TempDir()
+	e2eWrite(t, filepath.Join(app, "greeting.txt"), e2eGreeting, 0o644, e2eCtxTime)
+	e2eWrite(t, filepath.Join(app, "Dockerfile"), "FROM "+reg.Ref("base:1")+"\nCOPY greeting.txt /\nCMD [\"/bin/cat\", \"/greeting.txt\"]\n", 0o644, e2eCtxTime)
+	md := filepath.Join(t.TempDir(), "metadata.json")
+	reg.ResetLog()
+	stdout.Reset()
+	stderr.Reset()
+	if err := runBuild(context.Background(), strings.NewReader(""), &stdout, &stderr,
+		buildOptions{contextDir: app, tags: []string{reg.Ref("app:1"), reg.Ref("app:latest")}, metadataFile: md, reg: registryOptions{push: true}}); err != nil {
+		t.Fatalf("pushing the app: %v\n%s", err, stderr.String())
+	}
+	if n := reg.Mounts("app"); n != 1 {
+		t.Errorf("%d blobs mounted from base, want 1 (the base layer)", n)
+	}
+	if n := reg.BlobUploads("app"); n != 2 {
+		t.Errorf("%d blobs uploaded, want 2 (the new layer and the config)", n)
+	}
+	var meta map[string]string
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	digest := meta["containerimage.digest"]
+	if !strings.Contains(stdout.String(), "Pushed "+reg.Ref("app:1")+"@"+digest) {
+		t.Errorf("the output does not name %s@%s:\n%s", reg.Ref("app:1"), digest, stdout.String())
+	}
+
+	// skopeo, an independent client, sees the same manifest digest.
+	var inspected struct{ Digest, Architecture string }
+	if err := json.Unmarshal([]byte(e2eMust(t, nil, "skopeo", "inspect", "--tls-verify=false", "docker://"+reg.Ref("app:1"))), &inspected); err != nil {
+		t.Fatal(err)
+	}
+	if inspected.Digest != digest {
+		t.Errorf("skopeo sees %s, the metadata file says %s", inspected.Digest, digest)
+	}
+
+	// Docker pulls it (loopback registries may be plain HTTP) and runs it.
+	e2eRemoveImagesAfter(t, reg.Ref("app:1"))
+	e2eDocker(t, "pull", "-q", reg.Ref("app:1"))
+	if got := e2eDockerRun(t, reg.Ref("app:1")); got != e2eGreeting {
+		t.Errorf("docker run printed %q", got)
+	}
+	if got := e2eDockerRun(t, "--entrypoint", "/bin/sh", reg.Ref("app:1"), "-c", "echo $BASE_VAR"); got != "from-the-base\n" {
+		t.Errorf("the base's ENV: %q", got)
+	}
+
+	// Pushing the same build again uploads nothing.
+	reg.ResetLog()
+	stderr.Reset()
+	if err := runBuild(context.Background(), strings.NewReader(""), &stdout, &stderr,
+		buildOptions{contextDir: app, tags: []string{reg.Ref("app:1")}, reg: registryOptions{push: true}}); err != nil {
+		t.Fatalf("pushing again: %v\n%s", err, stderr.String())
+	}
+	if n := reg.BlobUploads("app") + reg.Mounts("app") + reg.ManifestPUTs("app"); n != 0 {
+		t.Errorf("the second push wrote %d blobs or manifests, want 0", n)
+	}
+}
+
+// TestE2ERegistryPushPlatforms pushes a goreleaser-style build for three platforms as
+// one image index: skopeo reads the index from the registry, and Docker pulls and
+// runs the amd64 image from it.
+func TestE2ERegistryPushPlatforms(t *testing.T) {
+	requireDocker(t)
+	requireSkopeo(t)
+	e2eRegistryEnv(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	dir := t.TempDir()
+	busybox := e2eBusybox(t)
+	e2eWrite(t, filepath.Join(dir, "bin", "linux_amd64", "busybox"), string(busybox), 0o755, e2eCtxTime)
+	for _, arch := range []string{"arm64", "arm"} {
+		e2eWrite(t, filepath.Join(dir, "bin", "linux_"+arch, "busybox"), "not for this machine: "+arch+"\n", 0o755, e2eCtxTime)
+	}
+	e2eWrite(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\nARG TARGETOS TARGETARCH\nCOPY bin/${TARGETOS}_${TARGETARCH}/busybox /bin/busybox\n"+
+		"ENTRYPOINT [\"/bin/busybox\", \"echo\"]\nCMD [\"hello from the index\"]\n", 0o644, e2eCtxTime)
+	var stdout, stderr bytes.Buffer
+	ref := reg.Ref("multi:1")
+	if err := runBuild(context.Background(), strings.NewReader(""), &stdout, &stderr, buildOptions{contextDir: dir, tags: []string{ref},
+		platform: "linux/amd64,linux/arm64,linux/arm/v7", reg: registryOptions{push: true}}); err != nil {
+		t.Fatalf("pushing three platforms: %v\n%s", err, stderr.String())
+	}
+	var idx struct {
+		MediaType string
+		Manifests []struct {
+			Digest   string
+			Platform struct{ OS, Architecture, Variant string }
+		}
+	}
+	if err := json.Unmarshal([]byte(e2eMust(t, nil, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+ref)), &idx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range idx.Manifests {
+		p := m.Platform.OS + "/" + m.Platform.Architecture
+		if m.Platform.Variant != "" {
+			p += "/" + m.Platform.Variant
+		}
+		got = append(got, p)
+	}
+	if idx.MediaType != "application/vnd.oci.image.index.v1+json" || strings.Join(got, ",") != "linux/amd64,linux/arm64,linux/arm/v7" {
+		t.Errorf("the registry holds %s with %v", idx.MediaType, got)
+	}
+	e2eRemoveImagesAfter(t, ref)
+	e2eDocker(t, "pull", "-q", ref)
+	if out := e2eDockerRun(t, ref); out != "hello from the index\n" {
+		t.Errorf("docker run printed %q", out)
 	}
 }

@@ -78,6 +78,9 @@ lists every entry of every layer.`,
 
 func runInspect(ctx context.Context, stdout io.Writer, p string, o inspectOptions) error {
 	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		if looksLikePath(p) {
+			return usagef("no archive or directory at %s", p)
+		}
 		if _, err := name.ParseReference(p); err != nil {
 			return usagef("no archive or directory at %s, and not an image reference: %v", p, err)
 		}
@@ -163,4 +166,19 @@ func compressionOf(mt types.MediaType) string {
 		return "zstd"
 	}
 	return ""
+}
+
+// looksLikePath tells a mistyped file name from an image reference, so that
+// "inspect missing.tar" says the file is missing instead of asking a registry for
+// docker.io/library/missing.tar.
+func looksLikePath(p string) bool {
+	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "./") || strings.HasPrefix(p, "../") || strings.Contains(p, string(os.PathSeparator)+".") {
+		return true
+	}
+	for _, ext := range []string{".tar", ".tgz", ".gz", ".zst", ".xz", ".bz2", ".json", ".oci"} {
+		if strings.HasSuffix(p, ext) {
+			return true
+		}
+	}
+	return false
 }

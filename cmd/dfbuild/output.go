@@ -12,6 +12,7 @@ import (
 	"github.com/dfbuild/dfbuild/interp"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/dockerengine"
+	"github.com/dfbuild/dfbuild/layerfs/registry"
 )
 
 // stdoutDest is the -o value that means standard output, as in buildx.
@@ -114,7 +115,9 @@ type sinks struct {
 // and no -o nothing is written; with both, the image goes to both, as buildx (with
 // BuildKit 0.13 and later) exports to each output it is given.
 func checkOutputs(o buildOptions, p *plan) (sinks, error) {
-	s := sinks{file: !o.out.load || o.output != ""}
+	// An archive is written by default, unless the image goes to the engine or a
+	// registry and -o names no file.
+	s := sinks{file: p.fileNamed || (!o.out.load && p.push == nil)}
 	if !s.file {
 		if o.append {
 			return s, usagef("--append needs an archive to add to: name it with -o")
@@ -209,11 +212,19 @@ func export(ctx context.Context, stdout, stderr io.Writer, o buildOptions, p *pl
 			return fmt.Errorf("--load: %w", err)
 		}
 	}
+	var pushed *registry.Pushed
+	if p.push != nil {
+		prog.note("pushing")
+		var err error
+		if pushed, err = p.pushResult(ctx, res); err != nil {
+			return err
+		}
+	}
 	id, err := res.Image.ID()
 	if err != nil {
 		return err
 	}
-	if err := writeBuildRecords(o, id, written, names); err != nil {
+	if err := writeBuildRecords(o, id, written, pushed, names); err != nil {
 		return err
 	}
 	prog.finish(id, names, label)
@@ -234,6 +245,11 @@ func export(ctx context.Context, stdout, stderr io.Writer, o buildOptions, p *pl
 	}
 	for _, l := range loaded {
 		fmt.Fprintln(out, l)
+	}
+	if pushed != nil {
+		for _, r := range pushed.Refs {
+			fmt.Fprintf(out, "Pushed %s\n", r)
+		}
 	}
 	switch {
 	case !s.file || s.stdout:

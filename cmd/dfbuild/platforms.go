@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/dfbuild/dfbuild/interp"
+	"github.com/dfbuild/dfbuild/layerfs"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/image"
 	"github.com/dfbuild/dfbuild/layerfs/registry"
@@ -110,6 +111,9 @@ func checkPlatformOutputs(o buildOptions, p *plan) error {
 	if o.append {
 		return usagef("--append with %s: --append adds one image to an archive; write the image index with -o type=oci,dest=FILE", what)
 	}
+	if p.push != nil && !p.fileNamed {
+		return nil // --push alone: the registry holds the index
+	}
 	typ := outputDocker
 	if strings.Contains(o.output, "=") {
 		for _, kv := range strings.Split(o.output, ",") {
@@ -169,9 +173,24 @@ func buildIndex(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, 
 			return fmt.Errorf("writing %s: %w", label, err)
 		}
 	}
-	if written == nil {
-		// Nothing was written here (the registry output is wired by the caller, with
-		// r.pushImages): the images are named by their configs.
+	var pushed *registry.Pushed
+	if p.push != nil {
+		prog.note("pushing")
+		if pushed, err = p.pushImages(ctx, r.pushImages()); err != nil {
+			return err
+		}
+	}
+	index := ""
+	switch {
+	case pushed != nil:
+		// The registry's index names compressed layers: its digest is the one a
+		// pull by digest finds, and what buildx reports after a push.
+		index = pushed.Digest.String()
+	case written != nil:
+		index = string(written.Index)
+	}
+	if written == nil && pushed == nil {
+		// Nothing was written: the images are named by their configs.
 		for _, pi := range r.Platforms {
 			id, err := pi.Image.ID()
 			if err != nil {
@@ -181,26 +200,42 @@ func buildIndex(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, 
 		}
 		return nil
 	}
-	if err := writeIndexRecords(o, written, names); err != nil {
+	if err := writeIndexRecords(o, index, names); err != nil {
 		return err
 	}
-	prog.finish(written.Index, names, label)
+	if !s.file {
+		label = "the registry"
+	}
+	prog.finish(layerfs.Digest(index), names, label)
 	out := stdout
 	if s.stdout {
 		out = stderr
 	}
 	if o.out.quiet {
-		fmt.Fprintln(out, written.Index)
+		fmt.Fprintln(out, index)
 		return nil
 	}
-	fmt.Fprintf(out, "Image index %s\n", written.Index)
+	fmt.Fprintf(out, "Image index %s\n", index)
 	for i, pi := range r.Platforms {
-		fmt.Fprintf(out, "  %-14s manifest %s, image %s\n", pi.Platform, written.Images[i].Manifest, written.Images[i].ID)
+		id, err := pi.Image.ID()
+		if err != nil {
+			return err
+		}
+		if written != nil {
+			fmt.Fprintf(out, "  %-14s manifest %s, image %s\n", pi.Platform, written.Images[i].Manifest, id)
+		} else {
+			fmt.Fprintf(out, "  %-14s image %s\n", pi.Platform, id)
+		}
 	}
 	for _, t := range p.tags {
 		fmt.Fprintf(out, "Tagged %s\n", t.Familiar)
 	}
-	if !s.stdout {
+	if pushed != nil {
+		for _, ref := range pushed.Refs {
+			fmt.Fprintf(out, "Pushed %s\n", ref)
+		}
+	}
+	if s.file && !s.stdout {
 		fmt.Fprintf(out, "Wrote %s (an OCI image layout of %d platforms)\n", p.dest, len(r.Platforms))
 	}
 	return nil
@@ -209,14 +244,14 @@ func buildIndex(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, 
 // writeIndexRecords writes --iidfile and --metadata-file for an image index, as buildx
 // writes them for a multi-platform build: the index digest is the image's ID and its
 // containerimage.digest; there is no single config digest.
-func writeIndexRecords(o buildOptions, written *dockerarchive.IndexResult, names []string) error {
+func writeIndexRecords(o buildOptions, index string, names []string) error {
 	if o.iidFile != "" {
-		if err := writeFileAtomic(o.iidFile, []byte(written.Index)); err != nil {
+		if err := writeFileAtomic(o.iidFile, []byte(index)); err != nil {
 			return fmt.Errorf("writing the image ID to %s: %w", o.iidFile, err)
 		}
 	}
 	if o.metadataFile != "" {
-		m := map[string]string{"containerimage.digest": string(written.Index)}
+		m := map[string]string{"containerimage.digest": index}
 		if len(names) > 0 {
 			m["image.name"] = strings.Join(names, ",")
 		}

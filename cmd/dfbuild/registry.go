@@ -22,10 +22,16 @@ import (
 // registryOptions are the flags about registries.
 type registryOptions struct {
 	pull bool
+	push bool
 }
 
 func addRegistryFlags(f *pflag.FlagSet, o *registryOptions) {
 	f.BoolVar(&o.pull, "pull", false, "ask the registry again for bases named by tag, instead of using what the cache resolved them to before")
+}
+
+// addPushFlag declares --push, which only builds take.
+func addPushFlag(f *pflag.FlagSet, o *registryOptions) {
+	f.BoolVar(&o.push, "push", false, "push the image to its registry under every -t name (shorthand for -o type=registry); no archive is written unless -o names one")
 }
 
 // newRegistryClient is the client every registry access of one command shares: the
@@ -46,7 +52,7 @@ func (p *plan) useRegistries(o registryOptions, prog *progress) error {
 	if err != nil {
 		return err
 	}
-	p.images = registrySource{c}
+	p.images, p.registry = registrySource{c}, c
 	return nil
 }
 

@@ -137,7 +137,7 @@ func (c *Client) pull(ctx context.Context, r name.Reference, platform v1.Platfor
 		if fetched {
 			p.FromCache = false
 		}
-	case types.OCIManifestSchema1, types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
+	case types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
 		return nil, fmt.Errorf("the image has a schema 1 manifest, which Docker no longer pulls either")
 	default:
 		manifestDesc = top
