@@ -111,7 +111,7 @@ func (c *copier) extract(s source, absDest string) (err error) {
 		return fmt.Errorf("opening the archive: %w", err)
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 1<<20)
+	br := bufio.NewReaderSize(ctxReader{c.b.ctx, rc}, 1<<20)
 	comp := layerfs.DetectCompression(br)
 	x := &tarExtractor{fs: c.dst, root: root, chown: c.o.chown, uid: c.o.uid, gid: c.o.gid}
 	if comp == layerfs.Uncompressed {

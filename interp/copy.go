@@ -739,6 +739,10 @@ func (c *copier) copyFile(s source, absDest string, destIsDir bool) error {
 // dst are not followed: an entry meets whatever is at its own path. rel is src's path
 // below the match, which the filters see; inc and exc are their results for it.
 func (c *copier) copyTree(src, dst, rel string, inc, exc patternmatcher.MatchInfo) error {
+	// A walk of a large context stops once the build is interrupted.
+	if err := c.b.ctx.Err(); err != nil {
+		return err
+	}
 	entries, err := c.src.readDir(src)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package interp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -203,4 +204,18 @@ func changed(planned, opened fs.FileInfo) string {
 		return "it is another file now"
 	}
 	return ""
+}
+
+// ctxReader stops a long read (an archive ADD extracts, a decompression) once the
+// build is interrupted: SIGINT must end every phase promptly (issue 11, fault 6).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
