@@ -46,11 +46,22 @@ func (f *FS) Commit() *Changes {
 			out[p] = Entry{Path: p, Node: n.header()}
 		}
 	}
+	// Every path in out has its parents in out too, so the climb stops at the first
+	// parent already there: n nested changes cost n steps, not n squared.
 	addParents := func(p string) {
 		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+			if _, ok := out[d]; ok {
+				return
+			}
 			if n := f.Get(d); n != nil {
 				add(d, n)
 			}
+		}
+	}
+	var removedDirs pathSet // removed directories, for unchanged
+	for p, t := range f.removed {
+		if t == TypeDir {
+			removedDirs.add(p)
 		}
 	}
 	var same []string // changed paths that end as they began
@@ -59,7 +70,7 @@ func (f *FS) Commit() *Changes {
 			continue
 		}
 		if n := f.Get(p); n != nil {
-			if f.unchanged(p, n) {
+			if f.unchanged(p, n, &removedDirs) {
 				same = append(same, p)
 				continue
 			}
@@ -67,8 +78,12 @@ func (f *FS) Commit() *Changes {
 			addParents(p)
 		}
 	}
+	var removed pathSet
+	for p := range f.removed {
+		removed.add(p)
+	}
 	for p, oldType := range f.removed {
-		if f.hasRemovedAncestor(p) {
+		if removed.under(p) {
 			continue
 		}
 		n := f.Get(p)
@@ -113,15 +128,13 @@ func (f *FS) Commit() *Changes {
 // unchanged reports whether the changed path p, now n, is what it was before the
 // layer. A directory that replaced a directory, and whatever is below one, always
 // stays: the layer hides the old contents with an opaque whiteout in it.
-func (f *FS) unchanged(p string, n *Node) bool {
+func (f *FS) unchanged(p string, n *Node, removedDirs *pathSet) bool {
 	b := f.before[p]
 	if b == nil {
 		return false
 	}
-	for d := p; d != "/"; d = path.Dir(d) {
-		if t, ok := f.removed[d]; ok && t == TypeDir {
-			return false
-		}
+	if removedDirs.has(p) || removedDirs.under(p) {
+		return false
 	}
 	return sameEntry(b, n)
 }
@@ -191,11 +204,48 @@ func sameContent(a, b Opener, size int64) bool {
 	return true
 }
 
-func (f *FS) hasRemovedAncestor(p string) bool {
-	for d := path.Dir(p); d != "/"; d = path.Dir(d) {
-		if _, ok := f.removed[d]; ok {
+// pathSet is a set of absolute paths kept as a tree of their components, so that
+// asking whether one of a path's ancestors is in it costs one step per component,
+// not the hashing of every ancestor's whole path.
+type pathSet struct {
+	kids   map[string]*pathSet
+	member bool
+}
+
+func (s *pathSet) add(p string) {
+	for _, name := range split(p) {
+		if s.kids == nil {
+			s.kids = map[string]*pathSet{}
+		}
+		k := s.kids[name]
+		if k == nil {
+			k = &pathSet{}
+			s.kids[name] = k
+		}
+		s = k
+	}
+	s.member = true
+}
+
+// has reports whether p is in the set.
+func (s *pathSet) has(p string) bool {
+	for rest := p[1:]; rest != "" && s != nil; {
+		var name string
+		name, rest, _ = strings.Cut(rest, "/")
+		s = s.kids[name]
+	}
+	return s != nil && s.member
+}
+
+// under reports whether a proper ancestor of the clean path p is in the set.
+func (s *pathSet) under(p string) bool {
+	for rest := p[1:]; rest != "" && s != nil; {
+		if s.member {
 			return true
 		}
+		var name string
+		name, rest, _ = strings.Cut(rest, "/")
+		s = s.kids[name]
 	}
 	return false
 }
@@ -204,7 +254,17 @@ func (f *FS) hasRemovedAncestor(p string) bool {
 // before its contents, the order of a filesystem walk. Within a directory the
 // whiteouts come first, as the OCI spec recommends.
 func comparePaths(a, b string) int {
-	a, b = a[1:], b[1:]
+	// The components before the one where a and b first differ are equal: skip them
+	// with a byte scan, so nested paths, which share long prefixes, compare in time
+	// proportional to their length and not to its square.
+	i := 0
+	for n := min(len(a), len(b)); i < n && a[i] == b[i]; i++ {
+	}
+	if i == len(a) && i == len(b) {
+		return 0
+	}
+	j := strings.LastIndexByte(a[:i], '/') + 1
+	a, b = a[j:], b[j:]
 	for a != "" && b != "" {
 		var ac, bc string
 		ac, a, _ = strings.Cut(a, "/")

@@ -12,6 +12,36 @@ import (
 // maxSymlinks bounds symlink resolution, as Linux's ELOOP limit does.
 const maxSymlinks = 255
 
+// MaxPathLen is Linux's PATH_MAX: a path in the tree (absolute, "/a/b") must be
+// shorter, and so must a symlink's target, or it is refused with ENAMETOOLONG, as
+// the kernel refuses it. A container could not open a longer path, and Docker's
+// unpacker could not create it; a tar can still carry one (PAX records have no
+// limit), so a tarball or an archive is checked entry by entry. The limit also bounds
+// what a deep path costs: the tree keeps whole paths of changed entries, and a layer
+// writes each entry's whole path, so n nested directories cost n times their depth.
+const MaxPathLen = 4096
+
+// errPathTooLong explains ENAMETOOLONG.
+var errPathTooLong = fmt.Errorf("%w: %d bytes or more (Linux's PATH_MAX)", syscall.ENAMETOOLONG, MaxPathLen)
+
+// CheckPath refuses a path of MaxPathLen bytes or more, as absolute clean path of
+// the tree, naming it shortened: the name itself may be megabytes long.
+func CheckPath(p string) error {
+	if len(p) < MaxPathLen {
+		return nil
+	}
+	return &fs.PathError{Op: "check", Path: Shorten(p), Err: errPathTooLong}
+}
+
+// Shorten cuts a path for an error message: its first and last 40 bytes, with the
+// number of bytes left out between them.
+func Shorten(p string) string {
+	if len(p) <= 100 {
+		return p
+	}
+	return fmt.Sprintf("%s...(%d bytes)...%s", p[:40], len(p)-80, p[len(p)-40:])
+}
+
 // errWhiteoutName refuses a name that a layer would read as a whiteout: stored in the
 // tree, it would delete a lower path instead of being a file.
 var errWhiteoutName = errors.New("names starting with " + whiteoutPrefix + " are reserved for layer whiteouts")
@@ -59,7 +89,38 @@ func split(p string) []string {
 }
 
 // Clean returns p as an absolute, lexically clean path.
-func Clean(p string) string { return path.Clean("/" + p) }
+func Clean(p string) string {
+	if isClean(p) {
+		return p
+	}
+	return path.Clean("/" + p)
+}
+
+// isClean reports whether p is absolute and lexically clean already, so that Clean
+// would return it as it is (and a substring of a path can stand for an ancestor
+// without a copy of its own).
+func isClean(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i-1] != '/' {
+			continue
+		}
+		switch {
+		case p[i] == '/':
+			return false
+		case p[i] == '.' && (i+1 == len(p) || p[i+1] == '/'):
+			return false
+		case p[i] == '.' && p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/'):
+			return false
+		}
+	}
+	return true
+}
 
 // Resolve returns the real path of p: every symlink on the way is followed inside the
 // tree, absolute targets start again at the root and ".." stops at the root, so the
@@ -138,14 +199,22 @@ func (f *FS) resolve(base []string, baseNodes []*Node, p string, followLast bool
 		names = append(names, name)
 		nodes = append(nodes, child)
 	}
-	return "/" + strings.Join(names, "/"), nil
+	real := "/" + strings.Join(names, "/")
+	if err := CheckPath(real); err != nil {
+		return "", &fs.PathError{Op: "resolve", Path: Shorten(p), Err: errPathTooLong}
+	}
+	return real, nil
 }
 
 // Get returns the node at the real path p without following any symlink, or nil.
 func (f *FS) Get(p string) *Node {
 	n := f.root
-	// Walked with Cut rather than split: Get runs for every entry of every commit.
-	rest := strings.TrimPrefix(path.Clean("/"+p), "/")
+	// Walked with Cut rather than split: Get runs for every entry of every commit,
+	// mostly with clean paths, which need no new string.
+	if !isClean(p) {
+		p = Clean(p)
+	}
+	rest := p[1:]
 	for rest != "" {
 		var name string
 		name, rest, _ = strings.Cut(rest, "/")
@@ -194,9 +263,12 @@ func (f *FS) MkdirAll(p string, tmpl Node) (string, error) {
 		return "", err
 	}
 	n := f.root
-	cur := ""
+	// Each ancestor's path is a prefix of real, not a string of its own: a deep
+	// path would otherwise cost its depth squared in memory.
+	end := 0
 	for _, name := range split(real) {
-		cur += "/" + name
+		end += 1 + len(name)
+		cur := real[:end]
 		child := n.children[name]
 		if child == nil {
 			if strings.HasPrefix(name, whiteoutPrefix) {
@@ -220,6 +292,12 @@ func (f *FS) MkdirAll(p string, tmpl Node) (string, error) {
 // anything else is replaced.
 func (f *FS) Put(p string, n *Node) error {
 	p = Clean(p)
+	if err := CheckPath(p); err != nil {
+		return err
+	}
+	if n.Type == TypeSymlink && len(n.Target) >= MaxPathLen {
+		return &fs.PathError{Op: "put", Path: Shorten(p), Err: fmt.Errorf("symlink target: %w", errPathTooLong)}
+	}
 	if p == "/" {
 		if n.Type != TypeDir {
 			return &fs.PathError{Op: "put", Path: p, Err: errors.New("the root must stay a directory")}

@@ -148,7 +148,8 @@ type tarApplier struct {
 	// Of the layer being applied:
 	seen    map[string]bool // the paths its entries name, whiteouts included
 	touched map[string]bool // seen (whiteouts excepted) and every directory above
-	hidden  map[string]bool // the paths its whiteouts name
+	hidden  *pathSet        // the paths its whiteouts name
+	nHidden int
 }
 
 // what names the stream in errors.
@@ -160,7 +161,7 @@ func (l *tarApplier) what() string {
 }
 
 func (l *tarApplier) apply(r io.Reader, bodyAt func(off, size int64) Opener) (int64, Digest, error) {
-	l.seen, l.touched, l.hidden = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	l.seen, l.touched, l.hidden, l.nHidden = map[string]bool{}, map[string]bool{}, &pathSet{}, 0
 	defer func() { l.seen, l.touched, l.hidden = nil, nil, nil }()
 	h := sha256.New()
 	pr := &CountingReader{R: io.TeeReader(r, h)}
@@ -181,7 +182,7 @@ func (l *tarApplier) apply(r io.Reader, bodyAt func(off, size int64) Opener) (in
 			return 0, "", fmt.Errorf("reading entry %d, after %q: %w", i+1, prev, err)
 		}
 		if err := l.add(hdr, pr.N, bodyAt); err != nil {
-			return 0, "", fmt.Errorf("entry %q: %w", hdr.Name, err)
+			return 0, "", fmt.Errorf("entry %q: %w", Shorten(hdr.Name), err)
 		}
 		prev = hdr.Name
 	}
@@ -206,12 +207,16 @@ func (l *tarApplier) cleanName(name string) (string, error) {
 		}
 		return "", errors.New("absolute path: a layer must use relative names")
 	}
-	for _, c := range strings.Split(name, "/") {
+	for c := range strings.SplitSeq(name, "/") {
 		if c == ".." {
 			return "", errors.New(`".." in the path would leave the root`)
 		}
 	}
-	return Clean(name), nil
+	p := Clean(name)
+	if len(p) >= MaxPathLen {
+		return "", fmt.Errorf("a path of %d bytes: %w", len(p), errPathTooLong)
+	}
+	return p, nil
 }
 
 func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size int64) Opener) error {
@@ -245,15 +250,12 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 		}
 		return l.whiteout(p)
 	}
-	if len(l.hidden) > 0 {
-		for q := p; ; q = path.Dir(q) {
-			if l.hidden[q] {
-				return fmt.Errorf("the layer also has a whiteout for %q", q)
-			}
-			if q == "/" {
-				break
-			}
+	if l.nHidden > 0 && (l.hidden.has(p) || l.hidden.under(p)) {
+		q := p
+		for !l.hidden.has(q) {
+			q = path.Dir(q)
 		}
+		return fmt.Errorf("the layer also has a whiteout for %q", q)
 	}
 
 	n := &Node{
@@ -291,6 +293,9 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 			n.Capability = t.Capability
 		}
 	case tar.TypeSymlink:
+		if len(hdr.Linkname) >= MaxPathLen {
+			return fmt.Errorf("symlink target of %d bytes: %w", len(hdr.Linkname), errPathTooLong)
+		}
 		if escapes(p, hdr.Linkname) {
 			return fmt.Errorf("symlink to %q points outside the root", hdr.Linkname)
 		}
@@ -331,9 +336,10 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 // layer wrote is an error, so nothing lands behind a symlink.
 func (l *tarApplier) parentOf(p string) (*Node, error) {
 	n := l.fsys.root
-	cur := ""
+	end := 0 // cur is a prefix of p, not a string of its own (see MkdirAll)
 	for _, name := range split(path.Dir(p)) {
-		cur += "/" + name
+		end += 1 + len(name)
+		cur := p[:end]
 		child := n.children[name]
 		if child == nil || child.Type != TypeDir {
 			if child != nil && l.touched[cur] {
@@ -379,7 +385,8 @@ func (l *tarApplier) whiteout(p string) error {
 	if l.touched[target] {
 		return fmt.Errorf("a whiteout for %q, which the layer also writes", target)
 	}
-	l.hidden[target] = true
+	l.hidden.add(target)
+	l.nHidden++
 	if parent == nil || parent.children[name] == nil {
 		return nil // nothing to hide: tolerated, as every store tolerates it
 	}
