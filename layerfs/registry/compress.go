@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -47,11 +47,13 @@ const (
 // with writes of 512 B to 1 MiB) and it is pure Go, so one version gives the same
 // bytes on every machine; a klauspost upgrade may change them, as a Go upgrade may
 // change compress/gzip's. The header is fixed: no name, no comment, MTIME 0 (a
-// zero Header.ModTime writes 0). Parallelism is one writer per layer, several layers
-// at a time (pushJobs), never blocks of one layer split across writers (pgzip's way,
-// whose bytes depend on block and write sizes), so the bytes do not depend on how
-// many cores compress. zstd runs with one encoder goroutine and without concurrent
-// blocks, the setting whose output is the serial one (see registry.md).
+// zero Header.ModTime writes 0). A layer is deflated by blockGzip: 1 MiB blocks cut at
+// fixed input offsets, each with the 32 KiB before it as dictionary, on every core,
+// so one big layer uses both cores and the bytes still depend only on the input and
+// the level (not on the number of cores or the sizes of the writes; pgzip cuts
+// blocks where the writes fall). Several layers also compress at once (pushJobs).
+// zstd runs with one encoder goroutine and without concurrent blocks, the setting
+// whose output is the serial one (see registry.md).
 
 // compression is a validated compression= and compression-level= pair.
 type compression struct {
@@ -112,7 +114,7 @@ func (c compression) compress(w io.Writer, l *layerfs.Layer, progress func(int64
 	var zw io.WriteCloser
 	switch c.kind {
 	case CompressionGzip:
-		gw, err := gzip.NewWriterLevel(w, c.level)
+		gw, err := newBlockGzip(w, c.level, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return err
 		}

@@ -8,10 +8,12 @@
 # (testdata/bench/gencontext, FROM scratch, COPY . /data/), and measures, each RUNS
 # times (default 3), alternately:
 #
-#   A: dfbuild --push of that build to a new repository, with an empty cache, so every
-#      run compresses (gzip, level 6) and uploads the whole layer
-#   B: skopeo copy of the same image, as a docker-archive that dfbuild wrote once,
-#      to a new repository of the same registry (skopeo compresses as it uploads)
+#   A: dfbuild --push of that build, with an empty cache, so every run compresses
+#      (gzip, level 6) and uploads the whole layer
+#   B: skopeo copy of the same image, as a docker-archive that dfbuild wrote once
+#      (skopeo compresses as it uploads)
+#
+# each into a registry restarted with empty storage, so nothing is found already there.
 #
 # with /usr/bin/time (wall seconds, peak RSS). Then it counts, from the registry's
 # access log:
@@ -49,7 +51,15 @@ trap 'exit 130' INT TERM
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 host=127.0.0.1:$port
-cat >"$work/registry.yml" <<YML
+# registry_fresh (re)starts the registry with empty storage, so that no push finds a
+# blob an earlier one uploaded (skopeo remembers blobs it pushed and mounts them).
+registry_fresh() {
+	if [[ -n $regpid ]]; then
+		kill "$regpid" 2>/dev/null || true
+		wait "$regpid" 2>/dev/null || true
+	fi
+	rm -rf "$work/registry"
+	cat >"$work/registry.yml" <<YML
 version: 0.1
 log:
   level: error
@@ -62,12 +72,17 @@ http:
   addr: $host
   secret: bench
 YML
-docker-registry serve "$work/registry.yml" >"$work/access.log" 2>"$work/registry.err" &
-regpid=$!
-for _ in $(seq 100); do
-	curl -fsS "http://$host/v2/" >/dev/null 2>&1 && break
-	sleep 0.1
-done
+	docker-registry serve "$work/registry.yml" >>"$work/access.log" 2>"$work/registry.err" &
+	regpid=$!
+	for _ in $(seq 100); do
+		curl -fsS "http://$host/v2/" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "the registry did not start:" >&2
+	cat "$work/registry.err" >&2
+	exit 1
+}
+registry_fresh
 echo "registry at $host"
 
 ctx="$work/context"
@@ -93,7 +108,9 @@ measure() { # measure LABEL CMD...: appends "wall rss" to $work/LABEL.times
 echo "pushing $size $runs times each (A: dfbuild --push, B: skopeo copy docker-archive:)"
 for ((i = 1; i <= runs; i++)); do
 	rm -rf "$work/cache"
+	registry_fresh
 	measure dfbuild env XDG_CACHE_HOME="$work/cache" "$work/dfbuild" -q --push -t "$host/bench-dfbuild-$i:1" -f "$here/Dockerfile" "$ctx"
+	registry_fresh
 	measure skopeo skopeo copy -q --dest-tls-verify=false "docker-archive:$work/image.tar" "docker://$host/bench-skopeo-$i:1"
 done
 
@@ -104,7 +121,10 @@ count() { # count PATTERN: access-log lines since the mark
 	tail -n +"$mark" "$work/access.log" | grep -cE "$1" || true
 }
 
-# A build FROM the pushed image, twice, with one cache: the second downloads nothing.
+# A build FROM a pushed image, twice, with one cache: the second downloads nothing.
+registry_fresh
+rm -rf "$work/cache"
+env XDG_CACHE_HOME="$work/cache" "$work/dfbuild" -q --push -t "$host/bench-dfbuild-1:1" -f "$here/Dockerfile" "$ctx" >/dev/null
 app="$work/app"
 mkdir -p "$app"
 echo hello >"$app/hello.txt"
