@@ -36,6 +36,7 @@ type buildOptions struct {
 	metadataFile  string
 	out           outputOptions // --load, -q and the no-op flags: output.go
 	reg           registryOptions
+	limits        limitOptions // --add-max-size, --add-timeout: limits.go
 }
 
 // plan is what the flags say, checked before any work starts.
@@ -203,6 +204,8 @@ func (p *plan) prepare(stdin io.Reader, o buildOptions, progress func(interp.Ste
 		Platform:          p.platform,
 		Progress:          progress,
 		Images:            p.images,
+		AddMaxSize:        int64(o.limits.addMaxSize),
+		AddTimeout:        o.limits.addTimeout,
 	}, nil
 }
 
@@ -223,6 +226,9 @@ func runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, o 
 		if err := dockerarchive.CheckDirDest(p.dest); err != nil {
 			return fmt.Errorf("writing %s: %w", p.dest, err)
 		}
+	}
+	if err := checkFileDest(sinks, p); err != nil {
+		return err
 	}
 	mode := o.progress
 	if o.out.quiet {

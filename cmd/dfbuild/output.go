@@ -162,6 +162,13 @@ func export(ctx context.Context, stdout, stderr io.Writer, o buildOptions, p *pl
 	label := p.dest
 	if s.file {
 		entries := []dockerarchive.Entry{entry}
+		if !s.stdout {
+			unlock, err := lockOutput(ctx, p.dest, prog)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+		}
 		if o.append {
 			read := dockerarchive.Read
 			if p.typ == outputDir {

@@ -81,6 +81,7 @@ Environment:
 	f.StringVar(&o.metadataFile, "metadata-file", "", "a file to write the build result to, as JSON, as docker buildx build --metadata-file does")
 	addOutputFlags(f, &o.out)
 	addRegistryFlags(f, &o.reg)
+	addLimitFlags(f, &o.limits)
 	addPushFlag(f, &o.reg)
 	cmd.Flags().SortFlags = false
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))

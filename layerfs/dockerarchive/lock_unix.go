@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 	"time"
@@ -18,6 +19,11 @@ func lockFile(ctx context.Context, name string, waiting func()) (func() error, e
 	told := false
 	for {
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			// No directory to write in: there is nothing to race for, and the write
+			// reports the missing directory itself.
+			return func() error { return nil }, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("locking the output: %w", err)
 		}
