@@ -26,12 +26,12 @@ func (b *builder) dispatchAdd(st *stage, in *parser.Copy) (*LayerInfo, error) {
 }
 
 // prepareAdd checks ADD's own flags, in the order BuildKit checks them.
-func (b *builder) prepareAdd(j *copyJob, in *parser.Copy, env []string) error {
+func (b *builder) prepareAdd(j *copyJob, in *parser.Copy, env parser.Vars) error {
 	if in.KeepGit {
 		return errors.New("--keep-git-dir: dfbuild does not clone Git repositories; " +
 			"clone the repository beforehand and COPY the files from the build context")
 	}
-	sum, err := b.ex.Word(in.Checksum, env)
+	sum, err := b.ex.WordVars(in.Checksum, env)
 	if err != nil {
 		return fmt.Errorf("expanding --checksum: %w", err)
 	}
@@ -186,10 +186,10 @@ func (x *tarExtractor) run(r io.Reader) error {
 			if prev == "" {
 				return fmt.Errorf("reading the archive: %w", err)
 			}
-			return fmt.Errorf("reading the archive after entry %q: %w", prev, err)
+			return fmt.Errorf("reading the archive after entry %q: %w", layerfs.Shorten(prev), err)
 		}
 		if err := x.entry(hdr, cr.N); err != nil {
-			return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
+			return fmt.Errorf("archive entry %q: %w", layerfs.Shorten(hdr.Name), err)
 		}
 		prev = hdr.Name
 	}

@@ -140,23 +140,24 @@ func (l envList) remove(key string) envList {
 // before the first FROM in order, its default expanded with what came before, a
 // --build-arg winning over the default.
 func (b *builder) globalArgs(targetStage string) (envList, error) {
-	var env envList
+	var env []string
+	var idx keyIndex
 	for _, kv := range platformArgs(b.buildPlatform, b.platform, targetStage) {
 		v := kv[1]
 		if ov, ok := b.opts.BuildArgs[kv[0]]; ok {
 			v = ov
 			b.usedArgs[kv[0]] = true
 		}
-		env = env.set(kv[0], v)
+		idx.set(&env, kv[0], v)
 	}
 	for _, a := range b.file.MetaArgs {
 		for _, kv := range a.Args {
-			value, has, err := b.argValue(kv, env, nil)
+			value, has, err := b.argValue(kv, indexedVars{&env, &idx}, nil)
 			if err != nil {
 				return nil, parser.At(a, err)
 			}
 			if has {
-				env = env.set(kv.Key, value)
+				idx.set(&env, kv.Key, value)
 			}
 		}
 	}
@@ -166,13 +167,13 @@ func (b *builder) globalArgs(targetStage string) (envList, error) {
 // argValue resolves one declared ARG: the --build-arg if given, else the default
 // expanded with env, else the value in fallback (the global scope, for an ARG in a
 // stage). has is false for an ARG that gets no value at all.
-func (b *builder) argValue(kv parser.KeyValue, env []string, fallback envList) (value string, has bool, err error) {
+func (b *builder) argValue(kv parser.KeyValue, env parser.Vars, fallback envList) (value string, has bool, err error) {
 	b.usedArgs[kv.Key] = true
 	if v, ok := b.opts.BuildArgs[kv.Key]; ok {
 		return v, true, nil
 	}
 	if kv.HasValue {
-		x, err := b.ex.Word(kv.Value, env)
+		x, err := b.ex.WordVars(kv.Value, env)
 		if err != nil {
 			return "", false, fmt.Errorf("expanding the default of %q: %w", kv.Key, err)
 		}
@@ -189,16 +190,26 @@ func (b *builder) argValue(kv parser.KeyValue, env []string, fallback envList) (
 // until the next ENV sets it, but it never enters the image's Env.
 func (b *builder) dispatchArg(st *stage, in *parser.Arg) error {
 	words := make([]string, 0, len(in.Args))
+	type decl struct {
+		key, value string
+		has        bool
+	}
+	// Every default is expanded with the environment before the instruction, as
+	// BuildKit does it: "ARG A=1 B=$A" gives B the old value of A.
+	decls := make([]decl, 0, len(in.Args))
 	env := st.env()
 	for _, kv := range in.Args {
 		value, has, err := b.argValue(kv, env, b.global)
 		if err != nil {
 			return err
 		}
-		w := kv.Key
-		if has {
-			st.args = st.args.set(kv.Key, value)
-			w += "=" + value
+		decls = append(decls, decl{kv.Key, value, has})
+	}
+	for _, d := range decls {
+		w := d.key
+		if d.has {
+			st.argIdx.set((*[]string)(&st.args), d.key, d.value)
+			w += "=" + d.value
 		}
 		words = append(words, w)
 	}
@@ -222,3 +233,82 @@ func (b *builder) unusedArgWarnings() []string {
 	return []string{fmt.Sprintf("%s: build arguments %s were not consumed: no stage that was built declares them with ARG",
 		b.file.Name, strings.Join(unused, ", "))}
 }
+
+// stageVars are the variables that expand the words of a stage's next instruction:
+// its ARG values over the config's Env. Lookups go through indexes the stage keeps
+// from one instruction to the next, so a Dockerfile of many ENV or ARG lines costs
+// time in proportion to its length, not its square.
+type stageVars struct{ st *stage }
+
+// indexedVars looks variables up in a list through its index.
+type indexedVars struct {
+	l *[]string
+	x *keyIndex
+}
+
+func (v indexedVars) Get(key string) (string, bool) {
+	if i, ok := v.x.of(*v.l)[key]; ok {
+		_, val, _ := strings.Cut((*v.l)[i], "=")
+		return val, true
+	}
+	return "", false
+}
+
+func (v stageVars) Get(key string) (string, bool) {
+	if i, ok := v.st.argIndex()[key]; ok {
+		_, val, _ := strings.Cut(v.st.args[i], "=")
+		return val, true
+	}
+	if i, ok := v.st.envIndex()[key]; ok {
+		_, val, _ := strings.Cut(v.st.config.Config.Env[i], "=")
+		return val, true
+	}
+	return "", false
+}
+
+// keyIndex maps each key of a KEY=VALUE list to its position. An index is kept with
+// the length of the list it was made for: from.go appends the PATH to a new stage's
+// Env, and a list that changed length behind the index's back gets a new one.
+type keyIndex struct {
+	pos map[string]int
+	n   int
+}
+
+func (x *keyIndex) of(l []string) map[string]int {
+	if x.pos == nil || x.n != len(l) {
+		x.pos = make(map[string]int, len(l))
+		for i, kv := range l {
+			k, _, _ := strings.Cut(kv, "=")
+			if _, ok := x.pos[k]; !ok {
+				x.pos[k] = i // get finds the first
+			}
+		}
+		x.n = len(l)
+	}
+	return x.pos
+}
+
+// set is envList.set on a list this stage owns (cloneConfig gave it its own): it
+// changes the list in place and keeps the index.
+func (x *keyIndex) set(l *[]string, key, value string) {
+	pos := x.of(*l)
+	if i, ok := pos[key]; ok {
+		(*l)[i] = key + "=" + value
+		return
+	}
+	pos[key] = len(*l)
+	*l = append(*l, key+"="+value)
+	x.n = len(*l)
+}
+
+// remove deletes key from the list, keeping the index.
+func (x *keyIndex) remove(l *[]string, key string) {
+	if _, ok := x.of(*l)[key]; !ok {
+		return
+	}
+	*l = envList(*l).remove(key)
+	x.pos = nil
+}
+
+func (st *stage) envIndex() map[string]int { return st.envIdx.of(st.config.Config.Env) }
+func (st *stage) argIndex() map[string]int { return st.argIdx.of(st.args) }

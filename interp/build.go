@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/dfbuild/dfbuild/layerfs"
@@ -328,7 +327,9 @@ type stage struct {
 	layers   []stageLayer
 	cmdSet   bool    // a CMD ran in this stage, so ENTRYPOINT keeps it
 	args     envList // ARG values declared so far, which expansion sees over ENV
-	step     int     // the index in Result.Steps of the instruction running
+	argIdx   keyIndex
+	envIdx   keyIndex // of config.Config.Env
+	step     int      // the index in Result.Steps of the instruction running
 	history  []historyEntry
 }
 
@@ -525,14 +526,7 @@ func (st *stage) commit(createdBy string) *LayerInfo {
 
 // env is the environment that expands the words of the next instruction: the
 // config's Env, with the stage's ARG values over it.
-func (st *stage) env() []string {
-	env := envList(st.config.Config.Env)
-	for _, kv := range st.args {
-		k, v, _ := strings.Cut(kv, "=")
-		env = env.set(k, v)
-	}
-	return env
-}
+func (st *stage) env() parser.Vars { return stageVars{st} }
 
 // configOnly records an instruction that changed only the config.
 func (st *stage) configOnly(createdBy string) {

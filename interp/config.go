@@ -20,14 +20,15 @@ import (
 // expanded with the environment as it was before the instruction, and the history
 // text is BuildKit's.
 //
-// The config's maps and slices may be shared with the stage or image it came from,
-// so they are copied before they change, never changed in place.
+// The stage owns its config's maps and slices (cloneConfig gave it copies), so ENV
+// and LABEL change them in place: copying them for every instruction would make a
+// Dockerfile of many such lines cost the square of its length.
 func (b *builder) dispatchConfig(st *stage, in parser.Instruction, step *Step) error {
 	cfg := &st.config.Config
 	env := st.env()
 	// The lexer's errors quote the word already.
 	word := func(what, w string) (string, error) {
-		x, err := b.ex.Word(w, env)
+		x, err := b.ex.WordVars(w, env)
 		if err != nil {
 			return "", fmt.Errorf("expanding %s: %w", what, err)
 		}
@@ -39,37 +40,35 @@ func (b *builder) dispatchConfig(st *stage, in parser.Instruction, step *Step) e
 		if err != nil {
 			return err
 		}
-		env := envList(cfg.Env)
-		msg := "ENV"
+		var msg strings.Builder
+		msg.WriteString("ENV")
 		for _, kv := range pairs {
-			env = env.set(kv.Key, kv.Value)
+			st.envIdx.set(&cfg.Env, kv.Key, kv.Value)
 			// The ENV takes the key back from an ARG of that name: from now on
 			// expansion sees the ENV value, as in BuildKit, where the later
 			// instruction wins.
-			st.args = st.args.remove(kv.Key)
-			msg += " " + kv.Key + "=" + kv.Value
+			st.argIdx.remove((*[]string)(&st.args), kv.Key)
+			msg.WriteString(" " + kv.Key + "=" + kv.Value)
 		}
-		cfg.Env = env
 		step.Config = []string{"Env"}
-		st.configOnly(msg)
+		st.configOnly(msg.String())
 
 	case *parser.Label:
 		pairs, err := expandPairs(in.Pairs, word)
 		if err != nil {
 			return err
 		}
-		labels := maps.Clone(cfg.Labels)
-		if labels == nil {
-			labels = map[string]string{}
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
 		}
-		msg := "LABEL"
+		var msg strings.Builder
+		msg.WriteString("LABEL")
 		for _, kv := range pairs {
-			labels[kv.Key] = kv.Value
-			msg += " " + kv.Key + "=" + kv.Value
+			cfg.Labels[kv.Key] = kv.Value
+			msg.WriteString(" " + kv.Key + "=" + kv.Value)
 		}
-		cfg.Labels = labels
 		step.Config = []string{"Labels"}
-		st.configOnly(msg)
+		st.configOnly(msg.String())
 
 	case *parser.User:
 		// Not checked against /etc/passwd: a container resolves it when it starts.
@@ -91,7 +90,7 @@ func (b *builder) dispatchConfig(st *stage, in parser.Instruction, step *Step) e
 	case *parser.Expose:
 		var words []string
 		for _, p := range in.Ports {
-			ws, err := b.ex.Words(p, env)
+			ws, err := b.ex.WordsVars(p, env)
 			if err != nil {
 				return fmt.Errorf("expanding the ports: %w", err)
 			}

@@ -66,7 +66,7 @@ func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 	}
 	// A flag that expands to nothing is left out, of the copy and of the history, as
 	// BuildKit leaves it out.
-	chown, err := b.ex.Word(in.Chown, env)
+	chown, err := b.ex.WordVars(in.Chown, env)
 	if err != nil {
 		return nil, fmt.Errorf("expanding --chown: %w", err)
 	}
@@ -87,7 +87,7 @@ func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 		j.opts.chown = true
 		flagText += " --chown=" + chown
 	}
-	chmod, err := b.ex.Word(in.Chmod, env)
+	chmod, err := b.ex.WordVars(in.Chmod, env)
 	if err != nil {
 		return nil, fmt.Errorf("expanding --chmod: %w", err)
 	}
@@ -118,7 +118,7 @@ func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 		return nil, err
 	}
 	for _, s := range paths {
-		x, err := b.ex.Word(s, env)
+		x, err := b.ex.WordVars(s, env)
 		if err != nil {
 			return nil, fmt.Errorf("expanding source %q: %w", s, err)
 		}
@@ -132,7 +132,7 @@ func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 		}
 		j.docs = append(j.docs, d)
 	}
-	if j.dest, err = b.ex.Word(in.Dest, env); err != nil {
+	if j.dest, err = b.ex.WordVars(in.Dest, env); err != nil {
 		return nil, fmt.Errorf("expanding destination %q: %w", in.Dest, err)
 	}
 	j.destIsDir, j.absDest = destPath(st, j.dest)
@@ -224,7 +224,7 @@ func splitSources(in *parser.Copy) (paths []string, docs []parser.Heredoc, err e
 }
 
 // expandHeredoc expands the body of a here-document whose delimiter was not quoted.
-var expandHeredoc = parser.ExpandHeredoc
+var expandHeredoc = parser.ExpandHeredocVars
 
 // copyArg is one source of a COPY or ADD and what it matched.
 type copyArg struct {

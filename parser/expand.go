@@ -154,7 +154,7 @@ func (g *budget) Keys() []string { return nil }
 // over the lexer's own error (caused, maybe, by a value held back).
 func (g *budget) check(err error, n int) error {
 	if g.over || n > g.limit {
-		return fmt.Errorf("%w: it expands to more than %d bytes (the limit on an expanded word)", ErrWordTooLong, g.limit)
+		return fmt.Errorf("%w: expansion would make it more than %d bytes longer (the limit, Linux's MAX_ARG_STRLEN)", ErrWordTooLong, MaxWordSize)
 	}
 	return err
 }
