@@ -72,6 +72,10 @@ type IndexResult struct {
 // under one tag, so docker load refuses the file (buildx's docker exporter refuses
 // to write it).
 func WriteIndexFile(ctx context.Context, dest string, images []PlatformImage, tags []image.Tag) (*IndexResult, error) {
+	// Only a regular file is replaced, as WriteFile replaces one.
+	if err := CheckFileDest(dest); err != nil {
+		return nil, err
+	}
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
 	if err != nil {
@@ -95,6 +99,9 @@ func WriteIndexFile(ctx context.Context, dest string, images []PlatformImage, ta
 		return nil, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := CheckFileDest(dest); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp.Name(), dest); err != nil {
