@@ -224,6 +224,10 @@ func (b *builder) loadFile(name, file, label string, platform Platform) (*baseIm
 	if err != nil {
 		return nil, fmt.Errorf("reading the base %s: %w", label, err)
 	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		// Reading a FIFO would wait for a writer forever (issue 11, fault 6).
+		return nil, fmt.Errorf("reading the base %s: it is a %s, not a regular file or directory", label, fileKind(fi.Mode()))
+	}
 	b.noteTime(fi.ModTime())
 	isImage, err := baseimage.IsImage(file)
 	if err != nil {
