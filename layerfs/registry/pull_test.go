@@ -489,3 +489,41 @@ func TestPullConcurrent(t *testing.T) {
 		t.Error("prune left the index")
 	}
 }
+
+// TestPullCancel checks that an interrupted pull (Ctrl-C cancels the build's context)
+// leaves the cache as it was: no partial blob, no temporary file, no tag.
+func TestPullCancel(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := randomImage(t, amd64)
+	reg.push(t, "app:1", img)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			w.Header().Set("Content-Length", "100000")
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("some bytes"))
+			w.(http.Flusher).Flush()
+			cancel() // the user presses Ctrl-C while the blob streams
+			<-r.Context().Done()
+			return true
+		}
+		return false
+	}
+	cache := t.TempDir()
+	_, err := newTestClient(t, cache, nil).Pull(ctx, reg.host+"/app:1", amd64)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want the cancellation, got %v", err)
+	}
+	blobs, _ := filepath.Glob(filepath.Join(cache, "blobs", "sha256", "*"))
+	hidden, _ := filepath.Glob(filepath.Join(cache, "blobs", "sha256", ".*"))
+	for _, b := range append(blobs, hidden...) {
+		raw, _ := os.ReadFile(b)
+		if strings.Contains(string(raw), "some bytes") || strings.HasPrefix(filepath.Base(b), ".tmp") {
+			t.Errorf("a partial blob was left: %s", b)
+		}
+	}
+	if _, ok := (&Cache{Dir: cache}).lookup(reg.host + "/app:1"); ok {
+		t.Error("the interrupted pull recorded the tag")
+	}
+}
