@@ -69,3 +69,10 @@ func Decompress(r io.Reader, c Compression) (io.ReadCloser, error) {
 	}
 	return nil, fmt.Errorf("unknown compression %q", string(c))
 }
+
+// BufferSize is the size of the buffer to read or write a stream of about n bytes
+// through: n itself within 4 KiB and 1 MiB. A 1 MiB buffer made and cleared for
+// every small tarball costs more than reading it (the fuzz targets load thousands).
+func BufferSize(n int64) int {
+	return int(min(max(n, 4<<10), 1<<20))
+}

@@ -39,7 +39,11 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 		return nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(f, BufferSize(fi.Size()))
 	comp := DetectCompression(br)
 
 	backing := file // the file whose bytes are the layer
@@ -58,7 +62,7 @@ func LoadRootfs(file, spoolDir string) (*Rootfs, error) {
 		}
 		defer spool.Close()
 		backing = spool.Name()
-		spoolBuf = bufio.NewWriterSize(spool, 1<<20)
+		spoolBuf = bufio.NewWriterSize(spool, BufferSize(4*fi.Size()))
 		src = io.TeeReader(dr, spoolBuf)
 	}
 

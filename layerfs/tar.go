@@ -88,7 +88,11 @@ func (c *Changes) Layer(opts TarOptions) (*Layer, error) {
 	l := NewLayer(size, "", nil)
 	l.write = func(w io.Writer) error {
 		tw := tar.NewWriter(w)
-		buf := make([]byte, 1<<20)
+		var largest int64
+		for i := range c.Entries {
+			largest = max(largest, c.Entries[i].Node.Size)
+		}
+		buf := make([]byte, BufferSize(largest))
 		err := c.headers(opts, func(e *Entry, h *tar.Header) error {
 			if err := tw.WriteHeader(h); err != nil {
 				return err

@@ -280,7 +280,7 @@ func (l *loader) layer(app *layerfs.LayerApplier, img *inspect.ArchiveImage, i i
 		return nil, fmt.Errorf("opening it: %w", err)
 	}
 	defer blob.Close()
-	br := bufio.NewReaderSize(io.NewSectionReader(blob, 0, blob.Size()), 1<<20)
+	br := bufio.NewReaderSize(io.NewSectionReader(blob, 0, blob.Size()), layerfs.BufferSize(blob.Size()))
 	comp := layerfs.DetectCompression(br)
 	if comp == layerfs.Uncompressed {
 		return l.apply(app, open, want, br)
@@ -297,7 +297,7 @@ func (l *loader) layer(app *layerfs.LayerApplier, img *inspect.ArchiveImage, i i
 	}
 	l.spools = append(l.spools, spool.Name())
 	defer spool.Close()
-	sw := bufio.NewWriterSize(spool, 1<<20)
+	sw := bufio.NewWriterSize(spool, layerfs.BufferSize(4*blob.Size()))
 	layer, err := l.apply(app, openFile(spool.Name()), want, io.TeeReader(dr, sw))
 	if err != nil {
 		return nil, fmt.Errorf("decompressed from %s: %w", comp, err)
@@ -322,7 +322,13 @@ func (l *loader) apply(app *layerfs.LayerApplier, open func() (readerAtCloser, e
 			return nil, err
 		}
 		defer f.Close()
-		r = bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), 1<<20)
+		size := int64(1 << 20)
+		if s, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok {
+			if fi, err := s.Stat(); err == nil {
+				size = fi.Size()
+			}
+		}
+		r = bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), layerfs.BufferSize(size))
 	}
 	size, got, err := app.Apply(r, func(off, size int64) layerfs.Opener { return section(open, off, size) })
 	if err != nil {
