@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // rootFS reads a context directory through an os.Root, so that no path it is asked
@@ -19,7 +20,21 @@ import (
 // refused before anything would wait on it (fault 6).
 type rootFS struct {
 	root *os.Root
+	// dirs holds roots opened on directories below root, by their path, so that
+	// an operation on "a/b/c/f" is one system call on the handle of "a/b/c" rather
+	// than one per component, as os.Root does it from the top: walking a context
+	// 1,500 directories deep would otherwise cost time growing with depth squared.
+	// A handle keeps reading the directory it was opened on, which was inside the
+	// context when it was opened; the identity check of openPlanned catches a
+	// file that is no longer the one planned.
+	mu   sync.Mutex
+	dirs map[string]*os.Root
 }
+
+// maxDirHandles bounds the directory handles rootFS keeps open. A depth-first walk
+// needs few at a time; when the bound is reached they are all closed and reopened
+// as needed.
+const maxDirHandles = 64
 
 var (
 	_ fs.ReadLinkFS = (*rootFS)(nil)
@@ -32,10 +47,75 @@ func openRootFS(dir string) (*rootFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the context %q: %w", dir, err)
 	}
-	return &rootFS{root: r}, nil
+	return &rootFS{root: r, dirs: map[string]*os.Root{}}, nil
 }
 
-func (r *rootFS) Close() error { return r.root.Close() }
+// Close releases the context's handles; files already open stay readable.
+func (r *rootFS) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropDirs()
+	return r.root.Close()
+}
+
+func (r *rootFS) dropDirs() {
+	for _, d := range r.dirs {
+		d.Close()
+	}
+	clear(r.dirs)
+}
+
+// dir returns the root of the directory at the context path p; r.mu is held.
+func (r *rootFS) dir(p string) (*os.Root, error) {
+	if p == "." {
+		return r.root, nil
+	}
+	if d, ok := r.dirs[p]; ok {
+		return d, nil
+	}
+	parent, base := ".", p
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		parent, base = p[:i], p[i+1:]
+	}
+	pd, err := r.dir(parent)
+	if err != nil {
+		return nil, err
+	}
+	d, err := pd.OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.dirs) >= maxDirHandles {
+		// The parent chain is dropped too, but pd stays usable until then: only
+		// d is used from here on.
+		r.dropDirs()
+	}
+	r.dirs[p] = d
+	return d, nil
+}
+
+// at runs op on the directory holding the context path name and name's last
+// component, after checking name. Errors name the whole path.
+func (r *rootFS) at(opName, name string, op func(d *os.Root, base string) error) error {
+	if _, err := osName(opName, name); err != nil {
+		return err
+	}
+	parent, base := ".", name
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		parent, base = name[:i], name[i+1:]
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, err := r.dir(parent)
+	if err == nil {
+		err = op(d, base)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: opName, Path: name, Err: pe.Err}
+	}
+	return err
+}
 
 // osName checks an io/fs path for the root: "." or names joined by "/", none of
 // them empty, "." or "..". Unlike fs.ValidPath it takes names that are not UTF-8,
@@ -74,11 +154,12 @@ func (r *rootFS) Open(name string) (fs.File, error) {
 
 // openAny opens whatever is at name without waiting: the caller checks what it got.
 func (r *rootFS) openAny(name string) (*os.File, error) {
-	n, err := osName("open", name)
-	if err != nil {
-		return nil, err
-	}
-	return r.root.OpenFile(n, os.O_RDONLY|openNoBlock, 0)
+	var f *os.File
+	err := r.at("open", name, func(d *os.Root, base string) (err error) {
+		f, err = d.OpenFile(base, os.O_RDONLY|openNoBlock, 0)
+		return err
+	})
+	return f, err
 }
 
 // openRegularFile opens the regular file at the OS path name for reading, and
@@ -126,19 +207,21 @@ func fileKind(m fs.FileMode) string {
 }
 
 func (r *rootFS) Lstat(name string) (fs.FileInfo, error) {
-	n, err := osName("lstat", name)
-	if err != nil {
-		return nil, err
-	}
-	return r.root.Lstat(n)
+	var fi fs.FileInfo
+	err := r.at("lstat", name, func(d *os.Root, base string) (err error) {
+		fi, err = d.Lstat(base)
+		return err
+	})
+	return fi, err
 }
 
 func (r *rootFS) ReadLink(name string) (string, error) {
-	n, err := osName("readlink", name)
-	if err != nil {
-		return "", err
-	}
-	return r.root.Readlink(n)
+	var target string
+	err := r.at("readlink", name, func(d *os.Root, base string) (err error) {
+		target, err = d.Readlink(base)
+		return err
+	})
+	return target, err
 }
 
 // ReadDir lists a directory in name order, as fs.ReadDir does.
