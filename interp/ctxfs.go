@@ -224,6 +224,22 @@ func (r *rootFS) ReadLink(name string) (string, error) {
 	return target, err
 }
 
+// Capability reads the security.capability xattr of the regular file name from the
+// file itself, opened through the root (capabilityFS).
+func (r *rootFS) Capability(name string) (string, error) {
+	f, err := r.openAny(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	c, ok, err := fileCapability(f)
+	if !ok && err == nil {
+		// No /proc: read it by path below the root's directory, as before.
+		return getCapability(r.root.Name() + "/" + name)
+	}
+	return c, err
+}
+
 // ReadDir lists a directory in name order, as fs.ReadDir does.
 func (r *rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	f, err := r.Open(name)

@@ -2,6 +2,9 @@ package interp
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -28,4 +31,25 @@ func getCapability(p string) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// fileCapability reads the security.capability xattr of an open file, through its
+// /proc/self/fd link: no path of the context is walked again, so a component
+// swapped for a symlink cannot lead the read outside the context, and depth does
+// not matter. ok is false when /proc is not there to read it.
+func fileCapability(f *os.File) (c string, ok bool, err error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return "", false, err
+	}
+	cerr := raw.Control(func(fd uintptr) {
+		c, err = getCapability("/proc/self/fd/" + strconv.FormatUint(uint64(fd), 10))
+	})
+	if cerr != nil {
+		return "", false, cerr
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	return c, true, err
 }
