@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -27,9 +28,12 @@ func main() {
 	}
 }
 
+// stuckGrace is how long an interrupted build may take to unwind before the process
+// ends without it.
+const stuckGrace = 2 * time.Second
+
 // notifyContext is signal.NotifyContext for SIGINT and SIGTERM that also tells which
-// signal came (sig returns 0 for none). A second signal ends the process at once,
-// for a build that does not stop.
+// signal came (sig returns 0 for none).
 func notifyContext() (ctx context.Context, sig func() syscall.Signal, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
@@ -45,9 +49,16 @@ func notifyContext() (ctx context.Context, sig func() syscall.Signal, stop func(
 		case <-done:
 			return
 		}
+		// Every phase watches ctx and unwinds within a second, removing its
+		// temporary files. One stuck in the kernel (an -f FIFO nobody writes to)
+		// cannot, so the process ends anyway after stuckGrace, or at once on a
+		// second signal.
 		select {
 		case s := <-ch:
 			os.Exit(128 + int(s.(syscall.Signal)))
+		case <-time.After(stuckGrace):
+			fmt.Fprintf(os.Stderr, "dfbuild: interrupted by %s; still stuck after %s, exiting\n", signalName(syscall.Signal(got.Load())), stuckGrace)
+			os.Exit(128 + int(got.Load()))
 		case <-done:
 		}
 	}()

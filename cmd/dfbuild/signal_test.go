@@ -98,3 +98,59 @@ func TestSignalStopsBuild(t *testing.T) {
 		})
 	}
 }
+
+// A build stuck where no context reaches, reading a Dockerfile FIFO that nobody
+// writes to, still ends after an interrupt, with 130.
+func TestSignalStopsStuckBuild(t *testing.T) {
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "Dockerfile")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	argv, _ := json.Marshal([]string{"-f", fifo, "-o", filepath.Join(dir, "image.tar"), dir})
+	cmd := exec.Command(self, "-test.run=^TestE2EHelperProcess$")
+	cmd.Env = append(os.Environ(), e2eHelperEnv+"="+string(argv))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Once dfbuild has the FIFO open to read, a writer can open it without
+	// waiting; holding it open and writing nothing keeps dfbuild reading.
+	var w *os.File
+	for w == nil {
+		w, err = os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil && !errors.Is(err, syscall.ENXIO) {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("dfbuild exited before reading the Dockerfile: %v\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	defer w.Close()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+	case <-time.After(30 * time.Second): // a hang, not a timing check
+		cmd.Process.Kill()
+		t.Fatal("dfbuild did not end")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "still stuck") {
+		t.Errorf("stderr does not say why it exited:\n%s", stderr.String())
+	}
+}
