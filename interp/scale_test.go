@@ -189,3 +189,17 @@ func allocatedIn(fn func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// A COPY destination that is not UTF-8 is an error at its line (issue 11: BuildKit's
+// lexer printed "<input>:1:2: invalid UTF-8 encoding", with no file or line, and
+// the build went on with U+FFFD in the name).
+func TestCopyDestInvalidUTF8(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := buildIn(t, dir, "FROM scratch\nCOPY f /a\xff/\n")
+	if !errors.Is(err, parser.ErrInvalidUTF8) || !strings.HasPrefix(err.Error(), "Dockerfile:2: ") {
+		t.Errorf("got %v, want an invalid UTF-8 error at line 2", err)
+	}
+}

@@ -3,6 +3,7 @@ package parser
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
@@ -45,6 +46,9 @@ func (e *Expander) Word(word string, env []string) (string, error) {
 
 // WordVars is Word with the variables looked up in vars.
 func (e *Expander) WordVars(word string, vars Vars) (string, error) {
+	if err := checkUTF8(word); err != nil {
+		return "", err
+	}
 	g := newBudget(word, vars, e.escape)
 	res, err := e.lex.ProcessWordWithMatches(word, g)
 	if err := g.check(err, len(res.Result)); err != nil {
@@ -61,6 +65,9 @@ func (e *Expander) Words(word string, env []string) ([]string, error) {
 
 // WordsVars is Words with the variables looked up in vars.
 func (e *Expander) WordsVars(word string, vars Vars) ([]string, error) {
+	if err := checkUTF8(word); err != nil {
+		return nil, err
+	}
 	g := newBudget(word, vars, e.escape)
 	ws, err := e.lex.ProcessWords(word, g)
 	n := 0
@@ -83,6 +90,9 @@ func ExpandHeredoc(body string, env []string) (string, error) {
 
 // ExpandHeredocVars is ExpandHeredoc with the variables looked up in vars.
 func ExpandHeredocVars(body string, vars Vars) (string, error) {
+	if err := checkUTF8(body); err != nil {
+		return "", err
+	}
 	lex := shell.NewLex('\\')
 	lex.SkipProcessQuotes = true
 	g := newBudget(body, vars, '\\')
@@ -107,6 +117,27 @@ type budget struct {
 	limit int // of the result
 	left  int // bytes the lookups may still return
 	over  bool
+}
+
+// ErrInvalidUTF8 is the error of a word that is not valid UTF-8. BuildKit's lexer
+// reads words as UTF-8 (text/scanner): it would put U+FFFD in place of the bytes
+// and print a message with neither file nor line to standard error.
+var ErrInvalidUTF8 = errors.New("invalid UTF-8")
+
+// checkUTF8 refuses a word that is not valid UTF-8, naming the byte offset.
+func checkUTF8(word string) error {
+	if utf8.ValidString(word) {
+		return nil
+	}
+	i := 0
+	for i < len(word) {
+		r, n := utf8.DecodeRuneInString(word[i:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		i += n
+	}
+	return fmt.Errorf("%w at byte %d: words are read as UTF-8, and the bytes would become U+FFFD", ErrInvalidUTF8, i)
 }
 
 func newBudget(word string, vars Vars, escape rune) *budget {

@@ -97,3 +97,23 @@ func TestWordLimitBoundsGrowth(t *testing.T) {
 		t.Errorf("a body growing by more than the limit: %v", err)
 	}
 }
+
+// A word that is not UTF-8 is an error the caller can place at its line, not a
+// message the lexer prints to standard error (issue 11).
+func TestWordInvalidUTF8(t *testing.T) {
+	ex := parser.NewExpander('\\')
+	for _, w := range []string{"/a\xff/", "\xfe", "ok/\xc3"} {
+		if _, err := ex.Word(w, nil); !errors.Is(err, parser.ErrInvalidUTF8) {
+			t.Errorf("Word(%q): %v, want ErrInvalidUTF8", w, err)
+		}
+		if _, err := ex.Words(w, nil); !errors.Is(err, parser.ErrInvalidUTF8) {
+			t.Errorf("Words(%q): %v, want ErrInvalidUTF8", w, err)
+		}
+		if _, err := parser.ExpandHeredoc(w, nil); !errors.Is(err, parser.ErrInvalidUTF8) {
+			t.Errorf("ExpandHeredoc(%q): %v, want ErrInvalidUTF8", w, err)
+		}
+	}
+	if got, err := ex.Word("/é/", nil); err != nil || got != "/é/" {
+		t.Errorf("Word(/é/) = %q, %v", got, err)
+	}
+}

@@ -3,6 +3,8 @@ package baseimage
 import (
 	"archive/tar"
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	slashpath "path"
@@ -23,8 +25,9 @@ import (
 // layers. The first entry that fits none of these (bin/, etc/... in a root
 // filesystem) ends the scan with false, so a root filesystem tarball is rejected
 // after a few entries; the bodies of an uncompressed tar are skipped, not read. A
-// file that is not a tar at all gives false; only a path that cannot be read is an
-// error.
+// file that is not a tar at all gives false. A path that cannot be read is an
+// error, and so is a tarball with a manifest among entries that no image archive
+// holds (ErrMixedArchive): it is not silently taken as a root filesystem.
 func IsImage(path string) (bool, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -60,13 +63,16 @@ func IsImage(path string) (bool, error) {
 		r = f
 	}
 	indexed := false
+	odd := ""   // the first entry no image archive holds
+	budget := 0 // entries still read after it, looking for a manifest
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
-		if err != nil {
+		if err != nil || odd != "" && budget == 0 {
 			// The end, or a damaged tar: what was seen decides.
-			return indexed, nil
+			return indexed && odd == "", mixedError(indexed, odd)
 		}
+		budget--
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
@@ -79,14 +85,41 @@ func IsImage(path string) (bool, error) {
 		case !nested && !isDir:
 			if name == "manifest.json" || name == "index.json" {
 				indexed = true
+				if odd != "" {
+					return false, mixedError(indexed, odd)
+				}
 			}
 		case first == "blobs":
 		case isHexID(first) && !strings.Contains(rest, "/"):
 			// docker save's <v1 id>/layer.tar, VERSION and json; type=dir's layers
-		default:
-			return false, nil
+		case odd == "":
+			// A root filesystem, most likely: a manifest would still make it
+			// ambiguous, so the next entries are read for one, a few only, since
+			// image archives keep their manifest among few entries.
+			if indexed {
+				return false, mixedError(indexed, name)
+			}
+			odd, budget = name, oddLookahead
 		}
 	}
+}
+
+// oddLookahead is how many entries IsImage reads past one that no image archive
+// holds, looking for a top-level manifest.json or index.json.
+const oddLookahead = 256
+
+// ErrMixedArchive is the error of a tarball that has an image archive's manifest
+// but also entries no image archive holds: read as either, it would be misread.
+var ErrMixedArchive = errors.New("not read as an image archive nor as a root filesystem tarball")
+
+func mixedError(indexed bool, odd string) error {
+	if !indexed || odd == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: it has a top-level manifest.json or index.json, as an image archive has, "+
+		"but also %q, which image archives do not hold (their layer directories are named by 64 hex digits, "+
+		"or are under blobs/); repack it with docker save, skopeo copy or podman save, "+
+		"or leave the manifest out of a root filesystem tarball", ErrMixedArchive, layerfs.Shorten(odd))
 }
 
 // isHexID reports whether s is 64 lowercase hex digits, the name docker save and

@@ -182,7 +182,7 @@ func (l *loader) choose(all []*candidate, ref string, keep func(*image.ConfigFil
 		}
 	}
 	if len(found) == 0 {
-		return nil, fmt.Errorf("%s holds no image named %q; it holds %s", l.path, ref, list(all))
+		return nil, fmt.Errorf("%s holds no image named %q; it holds %s", l.path, ref, countList(all))
 	}
 	if len(found) > 1 && keep != nil {
 		var kept []*candidate
@@ -254,12 +254,30 @@ func platform(cf image.ConfigFile) string {
 	return p
 }
 
+// countList is list with the number of images first, when there are several.
+func countList(cs []*candidate) string {
+	if len(cs) <= 1 {
+		return list(cs)
+	}
+	return fmt.Sprintf("%d images: %s", len(cs), list(cs))
+}
+
+// listMax is how many images an error names: an archive of thousands would
+// otherwise make an error of hundreds of kilobytes.
+const listMax = 5
+
+// list names the images for an error: all of them when they are few, else the
+// first listMax and how many more there are.
 func list(cs []*candidate) string {
 	var names []string
-	for _, c := range cs {
+	for _, c := range cs[:min(len(cs), listMax)] {
 		names = append(names, describe(c))
 	}
-	return strings.Join(names, "; ")
+	s := strings.Join(names, "; ")
+	if len(cs) > listMax {
+		s += fmt.Sprintf("; and %d more (%d in all)", len(cs)-listMax, len(cs))
+	}
+	return s
 }
 
 // readerAtCloser is a stored blob or a spool file, opened for reading by offset.

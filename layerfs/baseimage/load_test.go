@@ -226,7 +226,7 @@ func TestRefs(t *testing.T) {
 		{ref: otherID.Hex()[:12], want: otherID},
 		{ref: string(otherID), want: otherID},
 		{ref: "", wantErr: []string{p + " holds 2 images; name one of them: app:1, app:latest (linux/amd64); registry.example/team/other:2 (linux/amd64)"}},
-		{ref: "app:2", wantErr: []string{p + ` holds no image named "app:2"; it holds app:1, app:latest (linux/amd64); registry.example/team/other:2`}},
+		{ref: "app:2", wantErr: []string{p + ` holds no image named "app:2"; it holds 2 images: app:1, app:latest (linux/amd64); registry.example/team/other:2`}},
 		{ref: "other:2", wantErr: []string{`no image named "other:2"`}},
 		{ref: "App:1", wantErr: []string{`no image named "App:1"`}},
 		{ref: otherID.Hex()[:11], wantErr: []string{"no image named"}},
@@ -422,6 +422,8 @@ func TestIsImage(t *testing.T) {
 		{"index-only", layerTar(t, fileE("./index.json", "{}")), true},
 		{"tar-of-dir", layerTar(t, dirE("./"), dirE("./"+hexDir+"/"), fileE("./"+hexDir+"/layer.tar", "x"), fileE("./manifest.json", "[]")), true},
 		{"nested-hex-dir", layerTar(t, dirE(hexDir+"/"), dirE(hexDir+"/etc/"), fileE(hexDir+"/etc/x", "x"), fileE("manifest.json", "[]")), false},
+		{"non-hex-layer-dir", layerTar(t, dirE("layer1/"), fileE("layer1/layer.tar", "x"), fileE("manifest.json", "[]")), false},
+		{"manifest-first", layerTar(t, fileE("manifest.json", "[]"), dirE("abc/"), fileE("abc/layer.tar", "x")), false},
 		{"manifest-in-a-dir", layerTar(t, dirE("img/"), fileE("img/manifest.json", "[]")), false},
 		{"truncated-after-manifest", layerTar(t, fileE("manifest.json", "[]"), fileE("x", strings.Repeat("x", 2000)))[:1600], true},
 	}
@@ -430,6 +432,16 @@ func TestIsImage(t *testing.T) {
 			p := filepath.Join(dir, tt.name)
 			must(t, os.WriteFile(p, tt.bytes, 0o644))
 			got, err := baseimage.IsImage(p)
+			// A manifest among entries no image archive holds is neither an image
+			// nor a root filesystem, and IsImage says why (issue 11).
+			mixed := strings.HasPrefix(tt.name, "rootfs") && tt.name != "rootfs-top-level-files" ||
+				tt.name == "nested-hex-dir" || tt.name == "non-hex-layer-dir" || tt.name == "manifest-first"
+			if mixed {
+				if !errors.Is(err, baseimage.ErrMixedArchive) || got {
+					t.Errorf("IsImage = %v, %v; want ErrMixedArchive", got, err)
+				}
+				return
+			}
 			if err != nil || got != tt.want {
 				t.Errorf("IsImage = %v, %v; want %v", got, err, tt.want)
 			}
