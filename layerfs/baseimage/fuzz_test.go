@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dfbuild/dfbuild/layerfs"
@@ -68,6 +69,14 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("not an archive"))
 	f.Add(layerTar(f, fileE("manifest.json", `[{"Config":"c.json","Layers":["l.tar"]}]`), fileE("c.json", `{"rootfs":{"diff_ids":[]}}`)))
+	// Issue 11: a manifest beside a layer directory not named by hex digits; eight
+	// images sharing one config, which an error lists five of.
+	f.Add(layerTar(f, dirE("layer1/"), fileE("layer1/layer.tar", ""), fileE("manifest.json", `[{"Config":"c.json","Layers":["layer1/layer.tar"]}]`), fileE("c.json", `{"rootfs":{"diff_ids":[]}}`)))
+	var eight []string
+	for i := range 8 {
+		eight = append(eight, fmt.Sprintf(`{"Config":"c.json","RepoTags":["i%d:1"],"Layers":[]}`, i))
+	}
+	f.Add(layerTar(f, fileE("manifest.json", "["+strings.Join(eight, ",")+"]"), fileE("c.json", `{"rootfs":{"type":"layers","diff_ids":[]}}`)))
 
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -106,6 +115,10 @@ func FuzzLoadLayer(f *testing.F) {
 	f.Add(layerTar(f, linkE("d", "f"), whE("nothing"), fileE("new/deep/file", "x")))
 	f.Add(layerTar(f, fileE("d", "a file"), opqE("")))
 	f.Add(imagetest.Gzip(layerTar(f, whE("f"))))
+	// Issue 11, faults 4 and 5: deep paths within MaxPathLen and past it, and a
+	// whiteout at the bottom of a deep directory.
+	f.Add(layerTar(f, fileE(strings.Repeat("d/", 1000)+"f", "x"), whE(strings.Repeat("e/", 1000)+"g")))
+	f.Add(layerTar(f, fileE(strings.Repeat("d/", 2100)+"f", "x")))
 	f.Add([]byte{})
 
 	lower := layerTar(f, dirE("d/"), fileE("d/x", "x"), dirE("d/sub/"), fileE("d/sub/y", "y"), fileE("f", "f"), linkE("l", "d"))
