@@ -13,8 +13,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/imagetest"
+	"github.com/dfbuild/dfbuild/layerfs/inspect"
 )
 
 func TestMain(m *testing.M) {
@@ -94,8 +94,9 @@ func TestScript(t *testing.T) {
 				if len(args) != 1 {
 					ts.Fatalf("usage: tags FILE")
 				}
-				entries, err := dockerarchive.Read(ts.MkAbs(args[0]))
+				entries, closeArchive, err := inspect.ReadEntries(ts.MkAbs(args[0]))
 				ts.Check(err)
+				defer closeArchive()
 				for _, e := range entries {
 					var names []string
 					for _, t := range e.Tags {

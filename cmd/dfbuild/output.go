@@ -12,6 +12,7 @@ import (
 	"github.com/dfbuild/dfbuild/interp"
 	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/dockerengine"
+	"github.com/dfbuild/dfbuild/layerfs/inspect"
 	"github.com/dfbuild/dfbuild/layerfs/registry"
 )
 
@@ -170,15 +171,13 @@ func export(ctx context.Context, stdout, stderr io.Writer, o buildOptions, p *pl
 			defer unlock()
 		}
 		if o.append {
-			read := dockerarchive.Read
-			if p.typ == outputDir {
-				read = dockerarchive.ReadDir
-			}
 			if _, err := os.Stat(p.dest); err == nil {
-				old, err := read(p.dest)
+				// The one reader of every image (inspect.Open), as FROM and inspect read.
+				old, closeOld, err := inspect.ReadEntries(p.dest)
 				if err != nil {
 					return fmt.Errorf("reading %s to append to it: %w", p.dest, err)
 				}
+				defer closeOld()
 				entries = dockerarchive.Merge(old, entry)
 			}
 		}

@@ -71,7 +71,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if res.Images[0].ID != id {
 		t.Errorf("result ID %s, image ID %s", res.Images[0].ID, id)
 	}
-	entries, err := dockerarchive.Read(out)
+	entries, err := readEntries(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestDuplicateLayerStoredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	imagetest.Validate(t, out)
-	entries, err := dockerarchive.Read(out)
+	entries, err := readEntries(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	imagetest.Validate(t, out)
-	back, err := dockerarchive.Read(out)
+	back, err := readEntries(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestWriteDirLayout(t *testing.T) {
 		t.Fatalf("%d images", len(res.Images))
 	}
 
-	back, err := dockerarchive.ReadDir(out)
+	back, err := readEntries(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestWriteDirExistingDest(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				back, err := dockerarchive.ReadDir(dest)
+				back, err := readEntries(dest)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -270,7 +270,7 @@ func TestWriteDirAppend(t *testing.T) {
 	if _, err := dockerarchive.WriteDir(context.Background(), out, twoImages(t)); err != nil {
 		t.Fatal(err)
 	}
-	old, err := dockerarchive.ReadDir(out)
+	old, err := readEntries(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestWriteDirAppend(t *testing.T) {
 	if _, err := dockerarchive.WriteDir(context.Background(), out, dockerarchive.Merge(old, add)); err != nil {
 		t.Fatal(err)
 	}
-	back, err := dockerarchive.ReadDir(out)
+	back, err := readEntries(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,19 +297,21 @@ func TestWriteDirAppend(t *testing.T) {
 	imagetest.Validate(t, tarDir(t, out))
 }
 
-func TestReadDirErrors(t *testing.T) {
+// TestReadBackErrors checks what --append is told about a directory it cannot read
+// back through the one image reader (inspect.Open).
+func TestReadBackErrors(t *testing.T) {
 	hex64 := strings.Repeat("a", 64)
 	for _, tc := range []struct {
 		name  string
 		files map[string]string
 		want  string
 	}{
-		{"no manifest", map[string]string{"x": "y"}, "not an image directory: no manifest.json"},
-		{"bad manifest", map[string]string{"manifest.json": "{"}, "parsing manifest.json"},
-		{"missing config", map[string]string{"manifest.json": `[{"Config":"` + hex64 + `.json"}]`}, "missing from the directory"},
+		{"no manifest", map[string]string{"x": "y"}, "it has neither manifest.json nor index.json"},
+		{"bad manifest", map[string]string{"manifest.json": "{"}, "reading manifest.json: invalid JSON"},
+		{"missing config", map[string]string{"manifest.json": `[{"Config":"` + hex64 + `.json"}]`}, hex64 + ".json: no such file or directory"},
 		{"a path out of the directory", map[string]string{
 			"manifest.json": `[{"Config":"../outside.json"}]`,
-		}, `"outside.json" is listed in manifest.json but missing`},
+		}, `openat outside.json: no such file or directory`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "d")
@@ -321,7 +323,7 @@ func TestReadDirErrors(t *testing.T) {
 				}
 			}
 			os.WriteFile(filepath.Join(dir, "..", "outside.json"), []byte("{}"), 0o644)
-			if _, err := dockerarchive.ReadDir(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := readEntries(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
 		})

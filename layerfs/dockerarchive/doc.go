@@ -33,11 +33,7 @@
 // replaced only when it looks like an earlier output, which stays intact until the new
 // tree is complete.
 //
-// Read and ReadDir read archives and directories back into entries, for --append:
-// Merge then moves tags the way docker load does. LockOutput serializes the writers
-// of one output for the whole read-modify-write, so parallel appends lose no image.
-//
-// WriteFile replaces only a regular file (CheckFileDest): a device, FIFO, socket,
-// symlink or directory at the destination is refused, since the rename would
-// replace it with a regular file.
+// The package writes; it does not read. Every image, whatever its storage, is read
+// through inspect.Open, and --append takes an archive's images back from
+// inspect.ReadEntries; Merge then moves tags the way docker load does.
 package dockerarchive

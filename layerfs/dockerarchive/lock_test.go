@@ -25,9 +25,9 @@ func TestConcurrentAppendKeepsEveryImage(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			dest := filepath.Join(t.TempDir(), "out")
-			read, write := dockerarchive.Read, dockerarchive.WriteFile
+			read, write := readEntries, dockerarchive.WriteFile
 			if kind == "dir" {
-				read, write = dockerarchive.ReadDir, dockerarchive.WriteDir
+				read, write = readEntries, dockerarchive.WriteDir
 			}
 			var waited atomic.Int32
 			var wg sync.WaitGroup

@@ -112,7 +112,7 @@ func TestWriteStreamReadBack(t *testing.T) {
 	if _, err := dockerarchive.WriteFile(context.Background(), out, entries); err != nil {
 		t.Fatal(err)
 	}
-	back, err := dockerarchive.Read(out)
+	back, err := readEntries(out)
 	if err != nil {
 		t.Fatal(err)
 	}

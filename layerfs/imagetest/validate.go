@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/dfbuild/dfbuild/layerfs/dockerarchive"
 	"github.com/dfbuild/dfbuild/layerfs/image"
+	"github.com/dfbuild/dfbuild/layerfs/inspect"
 )
 
 // Validate checks the archive at file and fails tb with every problem found:
@@ -45,10 +45,11 @@ func Check(file string) []error {
 	if err != nil {
 		add("outer tar: %v", err)
 	}
-	entries, err := dockerarchive.Read(file)
+	entries, closeArchive, err := inspect.ReadEntries(file)
 	if err != nil {
 		return append(errs, fmt.Errorf("dfbuild reader: %w", err))
 	}
+	defer closeArchive()
 	for i, e := range entries {
 		for j, l := range e.Image.Layers {
 			if _, err := l.WriteTo(io.Discard); err != nil {

@@ -2,7 +2,9 @@
 // which history entry made which layer, what each layer adds, changes and removes,
 // and how many bytes are wasted on files that a later layer overwrites or deletes.
 //
-// Open reads every shape of image storage that dfbuild meets: the archive dfbuild
+// Open is dfbuild's one image reader: FROM (baseimage), the registry cache
+// (OpenLayoutManifest), --append (ReadEntries) and inspect all read through it. It
+// reads every shape of image storage that dfbuild meets: the archive dfbuild
 // writes (an OCI layout plus manifest.json, also what docker save writes since Engine
 // 25), the legacy docker save archive of Engine 20.10 with repeated layers stored as
 // symlinks, podman save and skopeo's docker-archive and oci-archive, an OCI image

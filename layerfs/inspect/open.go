@@ -21,7 +21,7 @@ import (
 var ErrNotImage = errors.New("not an image archive or layout")
 
 // maxJSON bounds the JSON files read whole (manifest.json, index.json, configs,
-// manifests), as dockerarchive.Read does: they are metadata, never layer-sized.
+// manifests): they are metadata, never layer-sized.
 const maxJSON = 64 << 20
 
 // Archive is an opened image archive or layout. Close it when done.
