@@ -48,12 +48,15 @@ const (
 type gzBlock struct {
 	in, dict []byte
 	final    bool
-	out      bytes.Buffer
+	out      *bytes.Buffer
 	err      error
 	ready    chan struct{}
 }
 
-var gzBufs = sync.Pool{New: func() any { b := make([]byte, 0, gzBlockSize); return &b }}
+var (
+	gzBufs = sync.Pool{New: func() any { b := make([]byte, 0, gzBlockSize); return &b }}
+	gzOuts = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, gzBlockSize)) }}
+)
 
 // newBlockGzip returns a writer that compresses into w with workers goroutines.
 // The header is the one klauspost/compress/gzip writes with a zero Header: no name,
@@ -90,8 +93,21 @@ func (z *blockGzip) start() error {
 	z.done = make(chan error, 1)
 	for i := 0; i < z.workers; i++ {
 		go func() {
+			// One deflater a worker, reset for each block (ResetDict gives the bytes
+			// NewWriterDict gives): a deflater is about a megabyte of tables, too much
+			// to make for every block.
+			var fw *flate.Writer
 			for b := range z.jobs {
-				b.err = deflateBlock(&b.out, z.level, b.in, b.dict, b.final)
+				b.out = gzOuts.Get().(*bytes.Buffer)
+				b.out.Reset()
+				if fw == nil {
+					fw, b.err = flate.NewWriterDict(b.out, z.level, b.dict)
+				} else {
+					fw.ResetDict(b.out, b.dict)
+				}
+				if b.err == nil {
+					b.err = deflateBlock(fw, b.in, b.final)
+				}
 				close(b.ready)
 			}
 		}()
@@ -108,17 +124,14 @@ func (z *blockGzip) start() error {
 			}
 			in := b.in[:0]
 			gzBufs.Put(&in)
+			gzOuts.Put(b.out)
 		}
 		z.done <- err
 	}()
 	return nil
 }
 
-func deflateBlock(out *bytes.Buffer, level int, in, dict []byte, final bool) error {
-	fw, err := flate.NewWriterDict(out, level, dict)
-	if err != nil {
-		return err
-	}
+func deflateBlock(fw *flate.Writer, in []byte, final bool) error {
 	if _, err := fw.Write(in); err != nil {
 		return err
 	}

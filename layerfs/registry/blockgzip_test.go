@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -65,5 +66,34 @@ func TestBlockGzip(t *testing.T) {
 				t.Errorf("%s: %d workers and %d-byte writes gave other bytes", tc.name, cfg.workers, cfg.chunk)
 			}
 		}
+	}
+}
+
+// BenchmarkBlockGzip compresses 64 MiB of half-compressible bytes on one worker and
+// on every core; the ratio of the two is what a push of a big layer gains.
+func BenchmarkBlockGzip(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	in := make([]byte, 64<<20)
+	for i := range in {
+		if i%2 == 0 {
+			in[i] = byte(rng.IntN(256))
+		} else {
+			in[i] = byte('a' + i%13)
+		}
+	}
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				z, err := newBlockGzip(io.Discard, 6, workers)
+				if err != nil {
+					b.Fatal(err)
+				}
+				z.Write(in)
+				if err := z.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
