@@ -49,7 +49,7 @@ func (f *FS) Commit() *Changes {
 	// Every path in out has its parents in out too, so the climb stops at the first
 	// parent already there: n nested changes cost n steps, not n squared.
 	addParents := func(p string) {
-		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+		for d := parentDir(p); d != "/"; d = parentDir(d) {
 			if _, ok := out[d]; ok {
 				return
 			}

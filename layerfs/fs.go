@@ -81,11 +81,21 @@ func New() *FS {
 // split turns a path into its components after lexical cleaning from the root, so
 // ".." can never climb above it.
 func split(p string) []string {
-	p = path.Clean("/" + p)
+	p = Clean(p)
 	if p == "/" {
 		return nil
 	}
 	return strings.Split(p[1:], "/")
+}
+
+// parentDir is path.Dir for a clean absolute path, without path.Clean's pass over
+// it: deep paths have their parents taken once per level.
+func parentDir(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
 }
 
 // Clean returns p as an absolute, lexically clean path.
@@ -421,9 +431,9 @@ func (f *FS) attach(parent *Node, p string, child, old *Node) {
 	} else {
 		f.created[p] = struct{}{}
 	}
-	parent.children[path.Base(p)] = child
+	parent.children[p[strings.LastIndexByte(p, '/')+1:]] = child
 	f.changed[p] = struct{}{}
-	f.touch(parent, path.Dir(p))
+	f.touch(parent, parentDir(p))
 }
 
 // touch records that a directory's contents changed, which gives it the build time

@@ -367,9 +367,9 @@ func FuzzLoadRootfs(f *testing.F) {
 	f.Add([]byte("not a tar"))
 	f.Add(compressors[1].comp(f, makeTar(f, reg("g", "gzip"))))
 	f.Add(compressors[4].comp(f, makeTar(f, reg("z", "zstd"))))
-	// Issue 11, faults 4 and 5: a file 1,000 deep, within MaxPathLen, and one 2,100
+	// Issue 11, faults 4 and 5: a file 300 deep, within MaxPathLen, and one 2,100
 	// deep and a symlink target of 4 KiB, past it.
-	f.Add(makeTar(f, reg(strings.Repeat("a/", 1000)+"f", "x")))
+	f.Add(makeTar(f, reg(strings.Repeat("a/", 300)+"f", "x")))
 	f.Add(makeTar(f, reg(strings.Repeat("a/", 2100)+"f", "x")))
 	f.Add(makeTar(f, symlinkEnt("l", strings.Repeat("x/", 2048))))
 

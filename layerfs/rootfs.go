@@ -324,7 +324,7 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 	if err != nil {
 		return err
 	}
-	for q := p; q != "/" && !l.touched[q]; q = path.Dir(q) {
+	for q := p; q != "/" && !l.touched[q]; q = parentDir(q) {
 		l.touched[q] = true
 	}
 	// The tree's own change tracking would give the parent the build time; a
@@ -341,7 +341,7 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 func (l *tarApplier) parentOf(p string) (*Node, error) {
 	n := l.fsys.root
 	end := 0 // cur is a prefix of p, not a string of its own (see MkdirAll)
-	for _, name := range split(path.Dir(p)) {
+	for _, name := range split(parentDir(p)) {
 		end += 1 + len(name)
 		cur := p[:end]
 		child := n.children[name]
