@@ -171,11 +171,11 @@ func (c *Cache) writeBlob(ctx context.Context, r io.Reader, done func(int64), ch
 			return d, n, err
 		}
 	}
+	// No fsync: a blob torn by a crash is caught by the hash every use makes of it
+	// (HasBlob, ReadBlob, the upload's check), removed and fetched or compressed
+	// again; syncing a gigabyte layer would cost seconds on every pull and push.
 	if err := tmp.Chmod(0o644); err != nil {
 		return d, n, err
-	}
-	if err := tmp.Sync(); err != nil {
-		return d, n, fmt.Errorf("writing to the cache: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return d, n, err

@@ -276,7 +276,9 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 }
 
 // compressLayer makes the blob of a layer in compression c: the one the cache
-// recorded for it, or a new one compressed once into the cache and recorded.
+// recorded for it, or a new one compressed once into the cache and recorded. A zero
+// diffID means the layer's is not known yet: it is computed while the layer streams
+// into the compressor.
 func (c *Client) compressLayer(ctx context.Context, l *layerfs.Layer, diffID v1.Hash, comp compression, oci bool, ref string) (*blob, error) {
 	mt := comp.mediaType(oci)
 	if comp.kind == CompressionUncompressed {
@@ -292,9 +294,11 @@ func (c *Client) compressLayer(ctx context.Context, l *layerfs.Layer, diffID v1.
 		}}, nil
 	}
 	kind := comp.recordKind()
-	if rec, ok := c.cache.LookupLayer(kind, diffID); ok {
-		d := rec.Descriptor
-		return &blob{digest: d.Digest, size: d.Size, diffID: diffID, mediaType: mt, open: c.cache.openCached(d.Digest, d.Size)}, nil
+	if diffID != (v1.Hash{}) {
+		if rec, ok := c.cache.LookupLayer(kind, diffID); ok {
+			d := rec.Descriptor
+			return &blob{digest: d.Digest, size: d.Size, diffID: diffID, mediaType: mt, open: c.cache.openCached(d.Digest, d.Size)}, nil
+		}
 	}
 	ev := Event{Action: "push", Ref: ref, Digest: diffID.String(), Total: l.Size(), Status: "compressing"}
 	d, n, err := c.cache.WriteBlob(ctx, func(w io.Writer) error {
@@ -305,13 +309,23 @@ func (c *Client) compressLayer(ctx context.Context, l *layerfs.Layer, diffID v1.
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("compressing layer %s: %w", diffID, err)
+		return nil, fmt.Errorf("compressing a layer: %w", err)
+	}
+	if diffID == (v1.Hash{}) {
+		// The layer hashed itself as it streamed (layerfs.Layer.WriteTo).
+		ld, _ := l.KnownDiffID()
+		if diffID, err = v1.NewHash(string(ld)); err != nil {
+			return nil, fmt.Errorf("compressing a layer: %w", err)
+		}
 	}
 	rec := LayerRecord{DiffID: diffID, Descriptor: v1.Descriptor{MediaType: mt, Digest: d, Size: n}}
 	if err := c.cache.RecordLayer(kind, rec); err != nil {
 		return nil, err
 	}
-	return &blob{digest: d, size: n, diffID: diffID, mediaType: mt, open: c.cache.openCached(d, n)}, nil
+	// The blob was hashed as it was written a moment ago: the upload reads it as it is
+	// (the registry checks the digest again).
+	path := c.cache.blobPath(d)
+	return &blob{digest: d, size: n, diffID: diffID, mediaType: mt, open: func() (io.ReadCloser, error) { return os.Open(path) }}, nil
 }
 
 // dockerLayerZstd is the Docker-named zstd layer type some tools write (moby

@@ -336,9 +336,22 @@ func sha256Hash(b []byte) v1.Hash {
 // because Docker's schema 2 has no zstd type (BuildKit would keep the OCI type in
 // the Docker manifest). Any other layer is compressed, once: the cache records it.
 func (c *Client) layerBlob(ctx context.Context, l *layerfs.Layer, comp compression, o PushOptions, ref string) (*layerBlob, error) {
-	d, err := l.DiffID()
-	if err != nil {
-		return nil, fmt.Errorf("hashing a layer: %w", err)
+	d, known := l.KnownDiffID()
+	if !known && comp.kind != CompressionUncompressed {
+		// A layer just built: its diff_id is learnt in the pass that compresses it,
+		// so the layer is read once, not once to hash it and again to compress it.
+		// Only such a layer can be new to the cache.
+		b, err := c.compressLayer(ctx, l, v1.Hash{}, comp, o.OCIMediaTypes, ref)
+		if err != nil {
+			return nil, err
+		}
+		return &layerBlob{blob: b}, nil
+	}
+	if !known {
+		var err error
+		if d, err = l.DiffID(); err != nil {
+			return nil, fmt.Errorf("hashing a layer: %w", err)
+		}
 	}
 	diffID, err := v1.NewHash(string(d))
 	if err != nil {
