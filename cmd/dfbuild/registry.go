@@ -88,7 +88,7 @@ func (t *transfers) event(e registry.Event) {
 	if _, ok := t.start[key]; !ok {
 		t.start[key] = time.Now()
 	}
-	finished := e.Status != ""
+	finished := e.Status != "" && e.Status != "compressing"
 	if finished {
 		delete(t.active, key)
 	} else {
@@ -116,7 +116,11 @@ func (t *transfers) event(e registry.Event) {
 			done += a.Done
 			total += a.Total
 		}
-		fmt.Fprintf(t.p.w, "\r\x1b[K%sing %d blob%s: %s / %s", e.Action, len(t.active), plural(len(t.active)), inspect.HumanSize(done), inspect.HumanSize(total))
+		verb := e.Action + "ing"
+		if e.Status == "compressing" {
+			verb = "compressing"
+		}
+		fmt.Fprintf(t.p.w, "\r\x1b[K%s %d blob%s: %s / %s", verb, len(t.active), plural(len(t.active)), inspect.HumanSize(done), inspect.HumanSize(total))
 	default:
 		// A blob the cache or the registry already had is no news in plain lines.
 		if e.Status == "done" || e.Status == "mounted" {

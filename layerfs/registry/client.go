@@ -52,7 +52,7 @@ type Event struct {
 	Digest string // the blob
 	Total  int64  // its size, when known
 	Done   int64  // bytes moved so far
-	Status string // "", "cached", "exists", "mounted", "done"
+	Status string // "" or "compressing" while it moves; then "cached", "exists", "mounted" or "done"
 }
 
 // Client pulls and pushes through one cache, one set of transports and one
