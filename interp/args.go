@@ -118,17 +118,6 @@ func (l envList) get(key string) (string, bool) {
 	return "", false
 }
 
-func (l envList) set(key, value string) envList {
-	for i, kv := range l {
-		if k, _, _ := strings.Cut(kv, "="); k == key {
-			out := slices.Clone(l)
-			out[i] = key + "=" + value
-			return out
-		}
-	}
-	return append(slices.Clone(l), key+"="+value)
-}
-
 func (l envList) remove(key string) envList {
 	return slices.DeleteFunc(slices.Clone(l), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
@@ -288,8 +277,8 @@ func (x *keyIndex) of(l []string) map[string]int {
 	return x.pos
 }
 
-// set is envList.set on a list this stage owns (cloneConfig gave it its own): it
-// changes the list in place and keeps the index.
+// set sets key on a list this stage owns (cloneConfig gave it its own), replacing
+// it in place as envList does: it changes the list in place and keeps the index.
 func (x *keyIndex) set(l *[]string, key, value string) {
 	pos := x.of(*l)
 	if i, ok := pos[key]; ok {

@@ -274,7 +274,7 @@ func (l *tarApplier) add(hdr *tar.Header, offset int64, bodyAt func(off, size in
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		n.Type = TypeDir
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // tar.Reader reports the legacy TypeRegA as TypeReg or TypeDir
 		n.Type, n.Size = TypeReg, hdr.Size
 		n.Content = bodyAt(offset, hdr.Size)
 	case tar.TypeLink:

@@ -513,7 +513,7 @@ func e2eReadTree(r io.Reader) (*e2eTree, error) {
 		switch h.Typeflag {
 		case tar.TypeDir:
 			e.Type = "d"
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 			e.Type, e.Size = "f", h.Size
 			s := sha256.New()
 			var small bytes.Buffer

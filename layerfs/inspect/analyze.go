@@ -258,7 +258,7 @@ func entryOf(h *tar.Header) (Entry, bool) {
 		return e, true
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // tar.Reader reports the legacy TypeRegA as TypeReg or TypeDir
 		e.Type, e.Size = TypeFile, h.Size
 	case tar.TypeDir:
 		e.Type = TypeDir

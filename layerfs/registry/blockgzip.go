@@ -36,7 +36,6 @@ type blockGzip struct {
 	jobs    chan *gzBlock
 	results chan *gzBlock // in input order
 	done    chan error    // the writer goroutine's end
-	pending []*gzBlock
 	err     error
 }
 
