@@ -442,37 +442,70 @@ func (b *builder) report(s Step) {
 	}
 }
 
-// dispatch runs one instruction: one function per instruction.
-func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
-	switch in := in.(type) {
-	case *parser.Copy:
-		var info *LayerInfo
-		var err error
-		if in.Add {
-			info, err = b.dispatchAdd(st, in)
-		} else {
-			info, err = b.dispatchCopy(st, in)
-		}
-		step.Layer = info
-		return err
-	case *parser.Command:
-		if in.Keyword() == "CMD" {
+// dispatchFunc runs one instruction of a stage, filling in its step.
+type dispatchFunc func(b *builder, st *stage, in parser.Instruction, step *Step) error
+
+// typed makes a dispatchFunc of a function for one instruction type.
+func typed[I parser.Instruction](f func(b *builder, st *stage, in I, step *Step) error) dispatchFunc {
+	return func(b *builder, st *stage, in parser.Instruction, step *Step) error {
+		return f(b, st, in.(I), step)
+	}
+}
+
+// dispatchers holds one function per instruction, keyed by keyword, as BuildKit's
+// dispatch.go has one dispatch function per command. Those that change only the
+// config are in config.go. It is filled in init because COPY --from can build
+// another stage, whose instructions come back through dispatch.
+var dispatchers map[string]dispatchFunc
+
+func init() {
+	dispatchers = map[string]dispatchFunc{
+		"COPY": typed(func(b *builder, st *stage, in *parser.Copy, step *Step) (err error) {
+			step.Layer, err = b.dispatchCopy(st, in)
+			return err
+		}),
+		"ADD": typed(func(b *builder, st *stage, in *parser.Copy, step *Step) (err error) {
+			step.Layer, err = b.dispatchAdd(st, in)
+			return err
+		}),
+		"CMD": typed(func(b *builder, st *stage, in *parser.Command, step *Step) error {
 			step.Config = []string{"Cmd"}
 			return b.dispatchCmd(st, in)
-		}
-		step.Config = []string{"Entrypoint"}
-		if !st.cmdSet && st.config.Config.Cmd != nil {
-			step.Config = append(step.Config, "Cmd")
-		}
-		return b.dispatchEntrypoint(st, in)
-	case *parser.Arg:
-		return b.dispatchArg(st, in)
-	case *parser.Run:
-		return b.runError(st)
+		}),
+		"ENTRYPOINT": typed(func(b *builder, st *stage, in *parser.Command, step *Step) error {
+			step.Config = []string{"Entrypoint"}
+			if !st.cmdSet && st.config.Config.Cmd != nil {
+				step.Config = append(step.Config, "Cmd")
+			}
+			return b.dispatchEntrypoint(st, in)
+		}),
+		"ARG": typed(func(b *builder, st *stage, in *parser.Arg, _ *Step) error {
+			return b.dispatchArg(st, in)
+		}),
+		"RUN": func(b *builder, st *stage, _ parser.Instruction, _ *Step) error {
+			return b.runError(st)
+		},
+		"ENV":         typed((*builder).dispatchEnv),
+		"LABEL":       typed((*builder).dispatchLabel),
+		"USER":        typed((*builder).dispatchUser),
+		"WORKDIR":     typed((*builder).dispatchWorkdir),
+		"EXPOSE":      typed((*builder).dispatchExpose),
+		"VOLUME":      typed((*builder).dispatchVolume),
+		"STOPSIGNAL":  typed((*builder).dispatchStopSignal),
+		"SHELL":       typed((*builder).dispatchShell),
+		"HEALTHCHECK": typed((*builder).dispatchHealthcheck),
+		"ONBUILD":     typed((*builder).dispatchOnbuild),
+		"MAINTAINER":  typed((*builder).dispatchMaintainer),
 	}
-	// ENV, LABEL, USER, WORKDIR, EXPOSE, VOLUME, STOPSIGNAL, SHELL, HEALTHCHECK,
-	// ONBUILD and MAINTAINER: config.go.
-	return b.dispatchConfig(st, in, step)
+}
+
+// dispatch runs one instruction through its function in dispatchers.
+func (b *builder) dispatch(st *stage, in parser.Instruction, step *Step) error {
+	d, ok := dispatchers[in.Keyword()]
+	if !ok {
+		return fmt.Errorf("%s is not supported yet", in.Keyword())
+	}
+	return d(b, st, in, step)
 }
 
 // runError refuses RUN with a way around it: a stage that another needs can be

@@ -15,197 +15,207 @@ import (
 	"github.com/dfbuild/dfbuild/parser"
 )
 
-// dispatchConfig runs the instructions that change only the config (and WORKDIR),
-// as BuildKit's dispatch functions do (semantics.md 2.3, 2.5-2.13). Every word is
+// The instructions that change only the config (and WORKDIR), one function each as
+// in BuildKit's dispatch.go (dispatchEnv, dispatchLabel, ...). Every word is
 // expanded with the environment as it was before the instruction, and the history
 // text is BuildKit's.
 //
 // The stage owns its config's maps and slices (cloneConfig gave it copies), so ENV
 // and LABEL change them in place: copying them for every instruction would make a
 // Dockerfile of many such lines cost the square of its length.
-func (b *builder) dispatchConfig(st *stage, in parser.Instruction, step *Step) error {
+
+// word expands one word of an instruction with the stage's environment. The lexer's
+// errors quote the word already.
+func (b *builder) word(st *stage, what, w string) (string, error) {
+	x, err := b.ex.WordVars(w, st.env())
+	if err != nil {
+		return "", fmt.Errorf("expanding %s: %w", what, err)
+	}
+	return x, nil
+}
+
+func (b *builder) dispatchEnv(st *stage, in *parser.Env, step *Step) error {
+	pairs, err := b.expandPairs(st, in.Pairs)
+	if err != nil {
+		return err
+	}
 	cfg := &st.config.Config
-	env := st.env()
-	// The lexer's errors quote the word already.
-	word := func(what, w string) (string, error) {
-		x, err := b.ex.WordVars(w, env)
-		if err != nil {
-			return "", fmt.Errorf("expanding %s: %w", what, err)
-		}
-		return x, nil
+	var msg strings.Builder
+	msg.WriteString("ENV")
+	for _, kv := range pairs {
+		st.envIdx.set(&cfg.Env, kv.Key, kv.Value)
+		// The ENV takes the key back from an ARG of that name: from now on
+		// expansion sees the ENV value, as in BuildKit, where the later
+		// instruction wins.
+		st.argIdx.remove((*[]string)(&st.args), kv.Key)
+		msg.WriteString(" " + kv.Key + "=" + kv.Value)
 	}
-	switch in := in.(type) {
-	case *parser.Env:
-		pairs, err := expandPairs(in.Pairs, word)
-		if err != nil {
-			return err
-		}
-		var msg strings.Builder
-		msg.WriteString("ENV")
-		for _, kv := range pairs {
-			st.envIdx.set(&cfg.Env, kv.Key, kv.Value)
-			// The ENV takes the key back from an ARG of that name: from now on
-			// expansion sees the ENV value, as in BuildKit, where the later
-			// instruction wins.
-			st.argIdx.remove((*[]string)(&st.args), kv.Key)
-			msg.WriteString(" " + kv.Key + "=" + kv.Value)
-		}
-		step.Config = []string{"Env"}
-		st.configOnly(msg.String())
+	step.Config = []string{"Env"}
+	st.configOnly(msg.String())
+	return nil
+}
 
-	case *parser.Label:
-		pairs, err := expandPairs(in.Pairs, word)
-		if err != nil {
-			return err
-		}
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		var msg strings.Builder
-		msg.WriteString("LABEL")
-		for _, kv := range pairs {
-			cfg.Labels[kv.Key] = kv.Value
-			msg.WriteString(" " + kv.Key + "=" + kv.Value)
-		}
-		step.Config = []string{"Labels"}
-		st.configOnly(msg.String())
-
-	case *parser.User:
-		// Not checked against /etc/passwd: a container resolves it when it starts.
-		u, err := word("the user", in.User)
-		if err != nil {
-			return err
-		}
-		cfg.User = u
-		step.Config = []string{"User"}
-		st.configOnly("USER " + u)
-
-	case *parser.Workdir:
-		p, err := word("the path", in.Path)
-		if err != nil {
-			return err
-		}
-		return b.dispatchWorkdir(st, in, p, step)
-
-	case *parser.Expose:
-		var words []string
-		for _, p := range in.Ports {
-			ws, err := b.ex.WordsVars(p, env)
-			if err != nil {
-				return fmt.Errorf("expanding the ports: %w", err)
-			}
-			words = append(words, ws...)
-		}
-		var ports []string
-		for _, w := range words {
-			ps, err := parsePort(w)
-			if err != nil {
-				return err
-			}
-			ports = append(ports, ps...)
-		}
-		exposed := maps.Clone(cfg.ExposedPorts)
-		if exposed == nil {
-			exposed = map[string]struct{}{}
-		}
-		for _, p := range ports {
-			exposed[p] = struct{}{}
-		}
-		cfg.ExposedPorts = exposed
-		step.Config = []string{"ExposedPorts"}
-		st.configOnly(fmt.Sprintf("EXPOSE %v", ports))
-
-	case *parser.Volume:
-		vols := make([]string, len(in.Paths))
-		for i, p := range in.Paths {
-			v, err := word("the path", p)
-			if err != nil {
-				return err
-			}
-			if v == "" {
-				return fmt.Errorf("VOLUME specified can not be an empty string: %q expands to nothing", p)
-			}
-			vols[i] = v
-		}
-		volumes := maps.Clone(cfg.Volumes)
-		if volumes == nil {
-			volumes = map[string]struct{}{}
-		}
-		// Stored as written, uncleaned, as BuildKit stores them.
-		for _, v := range vols {
-			volumes[v] = struct{}{}
-		}
-		cfg.Volumes = volumes
-		step.Config = []string{"Volumes"}
-		st.configOnly(fmt.Sprintf("VOLUME %v", vols))
-
-	case *parser.StopSignal:
-		s, err := word("the signal", in.Signal)
-		if err != nil {
-			return err
-		}
-		if err := checkSignal(s); err != nil {
-			return err
-		}
-		cfg.StopSignal = s
-		step.Config = []string{"StopSignal"}
-		st.configOnly("STOPSIGNAL " + s)
-
-	case *parser.Shell:
-		// BuildKit never expands SHELL.
-		cfg.Shell = slices.Clone(in.Shell)
-		step.Config = []string{"Shell"}
-		st.configOnly(fmt.Sprintf("SHELL %v", in.Shell))
-
-	case *parser.Healthcheck:
-		if len(in.IgnoredFlags) > 0 {
-			loc := in.Location()
-			b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("%s:%d: HEALTHCHECK NONE ignores its flags (%s), as docker build does",
-				loc.File, loc.Line, strings.Join(in.IgnoredFlags, " ")))
-		}
-		// Never expanded, and a shell form is CMD-SHELL whatever SHELL says: the
-		// container's runtime picks the shell.
-		hc := &image.HealthConfig{
-			Test:          slices.Clone(in.Test),
-			Interval:      in.Interval,
-			Timeout:       in.Timeout,
-			StartPeriod:   in.StartPeriod,
-			StartInterval: in.StartInterval,
-			Retries:       in.Retries,
-		}
-		cfg.Healthcheck = hc
-		step.Config = []string{"Healthcheck"}
-		// HealthConfig has the fields of BuildKit's HealthcheckConfig in the same
-		// order, so %+v prints what BuildKit prints.
-		st.configOnly(fmt.Sprintf("HEALTHCHECK %+v", *hc))
-
-	case *parser.Onbuild:
-		// BuildKit writes no history entry for ONBUILD.
-		cfg.OnBuild = append(slices.Clone(cfg.OnBuild), in.Expression)
-		step.Config = []string{"OnBuild"}
-
-	case *parser.Maintainer:
-		// BuildKit never expands MAINTAINER.
-		st.config.Author = in.Name
-		step.Config = []string{"author"}
-		st.configOnly("MAINTAINER " + in.Name)
-
-	default:
-		return fmt.Errorf("%s is not supported yet", in.Keyword())
+func (b *builder) dispatchLabel(st *stage, in *parser.Label, step *Step) error {
+	pairs, err := b.expandPairs(st, in.Pairs)
+	if err != nil {
+		return err
 	}
+	cfg := &st.config.Config
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	var msg strings.Builder
+	msg.WriteString("LABEL")
+	for _, kv := range pairs {
+		cfg.Labels[kv.Key] = kv.Value
+		msg.WriteString(" " + kv.Key + "=" + kv.Value)
+	}
+	step.Config = []string{"Labels"}
+	st.configOnly(msg.String())
+	return nil
+}
+
+func (b *builder) dispatchUser(st *stage, in *parser.User, step *Step) error {
+	// Not checked against /etc/passwd: a container resolves it when it starts.
+	u, err := b.word(st, "the user", in.User)
+	if err != nil {
+		return err
+	}
+	st.config.Config.User = u
+	step.Config = []string{"User"}
+	st.configOnly("USER " + u)
+	return nil
+}
+
+func (b *builder) dispatchExpose(st *stage, in *parser.Expose, step *Step) error {
+	var words []string
+	for _, p := range in.Ports {
+		ws, err := b.ex.WordsVars(p, st.env())
+		if err != nil {
+			return fmt.Errorf("expanding the ports: %w", err)
+		}
+		words = append(words, ws...)
+	}
+	var ports []string
+	for _, w := range words {
+		ps, err := parsePort(w)
+		if err != nil {
+			return err
+		}
+		ports = append(ports, ps...)
+	}
+	cfg := &st.config.Config
+	exposed := maps.Clone(cfg.ExposedPorts)
+	if exposed == nil {
+		exposed = map[string]struct{}{}
+	}
+	for _, p := range ports {
+		exposed[p] = struct{}{}
+	}
+	cfg.ExposedPorts = exposed
+	step.Config = []string{"ExposedPorts"}
+	st.configOnly(fmt.Sprintf("EXPOSE %v", ports))
+	return nil
+}
+
+func (b *builder) dispatchVolume(st *stage, in *parser.Volume, step *Step) error {
+	vols := make([]string, len(in.Paths))
+	for i, p := range in.Paths {
+		v, err := b.word(st, "the path", p)
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			return fmt.Errorf("VOLUME specified can not be an empty string: %q expands to nothing", p)
+		}
+		vols[i] = v
+	}
+	cfg := &st.config.Config
+	volumes := maps.Clone(cfg.Volumes)
+	if volumes == nil {
+		volumes = map[string]struct{}{}
+	}
+	// Stored as written, uncleaned, as BuildKit stores them.
+	for _, v := range vols {
+		volumes[v] = struct{}{}
+	}
+	cfg.Volumes = volumes
+	step.Config = []string{"Volumes"}
+	st.configOnly(fmt.Sprintf("VOLUME %v", vols))
+	return nil
+}
+
+func (b *builder) dispatchStopSignal(st *stage, in *parser.StopSignal, step *Step) error {
+	s, err := b.word(st, "the signal", in.Signal)
+	if err != nil {
+		return err
+	}
+	if err := checkSignal(s); err != nil {
+		return err
+	}
+	st.config.Config.StopSignal = s
+	step.Config = []string{"StopSignal"}
+	st.configOnly("STOPSIGNAL " + s)
+	return nil
+}
+
+func (b *builder) dispatchShell(st *stage, in *parser.Shell, step *Step) error {
+	// BuildKit never expands SHELL.
+	st.config.Config.Shell = slices.Clone(in.Shell)
+	step.Config = []string{"Shell"}
+	st.configOnly(fmt.Sprintf("SHELL %v", in.Shell))
+	return nil
+}
+
+func (b *builder) dispatchHealthcheck(st *stage, in *parser.Healthcheck, step *Step) error {
+	if len(in.IgnoredFlags) > 0 {
+		loc := in.Location()
+		b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("%s:%d: HEALTHCHECK NONE ignores its flags (%s), as docker build does",
+			loc.File, loc.Line, strings.Join(in.IgnoredFlags, " ")))
+	}
+	// Never expanded, and a shell form is CMD-SHELL whatever SHELL says: the
+	// container's runtime picks the shell.
+	hc := &image.HealthConfig{
+		Test:          slices.Clone(in.Test),
+		Interval:      in.Interval,
+		Timeout:       in.Timeout,
+		StartPeriod:   in.StartPeriod,
+		StartInterval: in.StartInterval,
+		Retries:       in.Retries,
+	}
+	st.config.Config.Healthcheck = hc
+	step.Config = []string{"Healthcheck"}
+	// HealthConfig has the fields of BuildKit's HealthcheckConfig in the same
+	// order, so %+v prints what BuildKit prints.
+	st.configOnly(fmt.Sprintf("HEALTHCHECK %+v", *hc))
+	return nil
+}
+
+func (b *builder) dispatchOnbuild(st *stage, in *parser.Onbuild, step *Step) error {
+	// BuildKit writes no history entry for ONBUILD.
+	st.config.Config.OnBuild = append(slices.Clone(st.config.Config.OnBuild), in.Expression)
+	step.Config = []string{"OnBuild"}
+	return nil
+}
+
+func (b *builder) dispatchMaintainer(st *stage, in *parser.Maintainer, step *Step) error {
+	// BuildKit never expands MAINTAINER.
+	st.config.Author = in.Name
+	step.Config = []string{"author"}
+	st.configOnly("MAINTAINER " + in.Name)
 	return nil
 }
 
 // expandPairs expands the keys and values of ENV or LABEL, all with the environment
 // before the instruction: "ENV A=1 B=$A" gives B the old value of A.
-func expandPairs(pairs []parser.KeyValue, word func(what, w string) (string, error)) ([]parser.KeyValue, error) {
+func (b *builder) expandPairs(st *stage, pairs []parser.KeyValue) ([]parser.KeyValue, error) {
 	out := make([]parser.KeyValue, len(pairs))
 	for i, kv := range pairs {
-		k, err := word("the name", kv.Key)
+		k, err := b.word(st, "the name", kv.Key)
 		if err != nil {
 			return nil, err
 		}
-		v, err := word(fmt.Sprintf("the value of %q", k), kv.Value)
+		v, err := b.word(st, fmt.Sprintf("the value of %q", k), kv.Value)
 		if err != nil {
 			return nil, err
 		}
@@ -214,11 +224,15 @@ func expandPairs(pairs []parser.KeyValue, word func(what, w string) (string, err
 	return out, nil
 }
 
-// dispatchWorkdir sets the working directory to p, relative to the previous one, and
-// creates it as BuildKit does (semantics.md W1, W2): missing directories get mode
-// 0755 and the current USER as owner, and every WORKDIR but "/" makes a layer, an
-// empty one when the directory was there already.
-func (b *builder) dispatchWorkdir(st *stage, in *parser.Workdir, p string, step *Step) error {
+// dispatchWorkdir sets the working directory, relative to the previous one, and
+// creates it as BuildKit's dispatchWorkdir does: missing directories get mode 0755
+// and the current USER as owner, and every WORKDIR but "/" makes a layer, an empty
+// one when the directory was there already.
+func (b *builder) dispatchWorkdir(st *stage, in *parser.Workdir, step *Step) error {
+	p, err := b.word(st, "the path", in.Path)
+	if err != nil {
+		return err
+	}
 	wd := normalizeWorkdir(st.config.Config.WorkingDir, p)
 	st.config.Config.WorkingDir = wd
 	step.Config = []string{"WorkingDir"}

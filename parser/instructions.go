@@ -190,11 +190,9 @@ type File struct {
 	Warnings []string // parser warnings, each "FILE:LINE: message"
 }
 
-// keywords lists every instruction Docker knows, for suggestions and checks.
-var keywords = []string{
-	"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
-	"LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
-}
+// keywords lists every instruction Docker knows, in order, for suggestions: the
+// keys of converters.
+var keywords []string
 
 // suggest returns the known keyword closest to word, or "" when none is close.
 // "Close" is what BuildKit's suggest package uses: an edit distance below 3,

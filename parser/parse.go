@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,237 +90,293 @@ func lowerFirst(s string) string {
 	return string(s[0]+'a'-'A') + s[1:]
 }
 
+// line is one instruction as BuildKit's parser leaves it, with what every
+// converter needs.
+type line struct {
+	b    base
+	node *bkparser.Node
+	args []string // the words after the keyword
+	json bool     // written in exec (JSON) form
+}
+
+// fail is an error at the instruction's line.
+func (l *line) fail(format string, args ...any) error {
+	return Errorf(l.b.loc.File, l.b.loc.Line, format, args...)
+}
+
+// at is err at the instruction's line, keeping err's chain for errors.Is and
+// errors.As.
+func (l *line) at(err error) error {
+	return &Error{File: l.b.loc.File, Line: l.b.loc.Line, Err: err}
+}
+
+// noFlags refuses any flag, for an instruction that takes none.
+func (l *line) noFlags() error {
+	return newFlags(l.b.keyword, l.node.Flags).parse()
+}
+
+// converters holds one function per instruction, as BuildKit's instructions
+// package has one parse function per keyword. It is filled in init because ONBUILD's
+// converter parses its trigger through convert, which reads this table.
+var converters map[string]func(*line) (Instruction, error)
+
+func init() {
+	converters = map[string]func(*line) (Instruction, error){
+		"FROM":        convertFrom,
+		"COPY":        convertCopy,
+		"ADD":         convertCopy,
+		"CMD":         convertCommand,
+		"ENTRYPOINT":  convertCommand,
+		"RUN":         func(l *line) (Instruction, error) { return &Run{base: l.b}, nil },
+		"ARG":         convertArg,
+		"ENV":         convertKeyValues,
+		"LABEL":       convertKeyValues,
+		"WORKDIR":     oneWord(func(b base, w string) Instruction { return &Workdir{base: b, Path: w} }),
+		"USER":        oneWord(func(b base, w string) Instruction { return &User{base: b, User: w} }),
+		"STOPSIGNAL":  oneWord(func(b base, w string) Instruction { return &StopSignal{base: b, Signal: w} }),
+		"MAINTAINER":  oneWord(func(b base, w string) Instruction { return &Maintainer{base: b, Name: w} }),
+		"EXPOSE":      convertExpose,
+		"VOLUME":      convertVolume,
+		"SHELL":       convertShell,
+		"HEALTHCHECK": convertHealthcheck,
+		"ONBUILD":     convertOnbuild,
+	}
+	keywords = slices.Sorted(maps.Keys(converters))
+}
+
+// convert turns one node of BuildKit's syntax tree into a typed instruction.
 func convert(file string, node *bkparser.Node) (Instruction, error) {
 	kw := strings.ToUpper(node.Value)
-	b := base{
-		keyword: kw,
-		loc:     Location{File: file, Line: node.StartLine, EndLine: node.EndLine},
-		source:  strings.TrimSpace(node.Original),
+	l := &line{
+		b: base{
+			keyword: kw,
+			loc:     Location{File: file, Line: node.StartLine, EndLine: node.EndLine},
+			source:  strings.TrimSpace(node.Original),
+		},
+		node: node,
+		json: node.Attributes["json"],
 	}
-	fail := func(format string, args ...any) error {
-		return Errorf(file, node.StartLine, format, args...)
-	}
-	// at keeps err's chain, for errors.Is and errors.As.
-	at := func(err error) error {
-		return &Error{File: file, Line: node.StartLine, Err: err}
-	}
-	var args []string
 	for n := node.Next; n != nil; n = n.Next {
-		args = append(args, n.Value)
+		l.args = append(l.args, n.Value)
 	}
-	json := node.Attributes["json"]
 	// No path, name or value can hold a NUL byte: tar headers and the config could
 	// not carry it. (Here-document bodies are file contents and may.)
-	for _, w := range append(append([]string{node.Value}, node.Flags...), args...) {
+	for _, w := range append(append([]string{node.Value}, node.Flags...), l.args...) {
 		if strings.ContainsRune(w, 0) {
-			return nil, fail("%s: %q contains a NUL byte", kw, w)
+			return nil, l.fail("%s: %q contains a NUL byte", kw, w)
 		}
 	}
-
-	switch kw {
-	case "FROM":
-		fl := newFlags(kw, node.Flags)
-		platform := fl.str("platform")
-		if err := fl.parse(); err != nil {
-			return nil, fail("%v", err)
-		}
-		in := &From{base: b, Platform: *platform}
-		switch {
-		case len(args) == 1:
-		case len(args) == 3 && strings.EqualFold(args[1], "as"):
-			in.Name = strings.ToLower(args[2])
-			if !validStageName(in.Name) {
-				return nil, fail("invalid name for build stage: %q, name can't start with a number or contain symbols", args[2])
-			}
-		default:
-			return nil, fail("FROM requires either one or three arguments")
-		}
-		in.Image = args[0]
-		return in, nil
-
-	case "COPY", "ADD":
-		fl := newFlags(kw, node.Flags)
-		in := &Copy{base: b, Add: kw == "ADD"}
-		chown, chmod := fl.str("chown"), fl.str("chmod")
-		link := fl.boolean("link")
-		exclude := fl.strs("exclude")
-		var from, checksum *string
-		var parents, keepGit, unpack *bool
-		if in.Add {
-			// --unpack is a boolean as BuildKit declares it ("--unpack" alone is true),
-			// but unset differs from false: the default depends on the source.
-			checksum, unpack = fl.str("checksum"), fl.boolean("unpack")
-			keepGit = fl.boolean("keep-git-dir")
-		} else {
-			from = fl.str("from")
-			parents = fl.boolean("parents")
-		}
-		if err := fl.parse(); err != nil {
-			return nil, fail("%v", err)
-		}
-		if len(args) < 2 {
-			return nil, fail("%s requires at least two arguments, but only one was provided. Destination could not be determined", kw)
-		}
-		in.Chown, in.Chmod, in.Link, in.Exclude = *chown, *chmod, *link, *exclude
-		if in.Add {
-			in.Checksum, in.KeepGit = *checksum, *keepGit
-			for _, w := range node.Flags {
-				if w == "--unpack" || strings.HasPrefix(w, "--unpack=") {
-					in.Unpack = strconv.FormatBool(*unpack)
-				}
-			}
-		} else {
-			in.From, in.Parents = *from, *parents
-		}
-		in.Sources, in.Dest = args[:len(args)-1], args[len(args)-1]
-		if h, _ := bkparser.ParseHeredoc(in.Dest); h != nil && !json {
-			return nil, fail("%s cannot accept a heredoc as a destination", kw)
-		}
-		bodies := map[string]bkparser.Heredoc{}
-		for _, h := range node.Heredocs {
-			bodies[h.Name] = h
-		}
-		if !json {
-			for _, src := range in.Sources {
-				h, _ := bkparser.ParseHeredoc(src)
-				if h == nil {
-					continue
-				}
-				body := bodies[h.Name]
-				content := body.Content
-				if h.Chomp {
-					content = bkparser.ChompHeredocContent(content)
-				}
-				in.Heredocs = append(in.Heredocs, Heredoc{Name: h.Name, Content: content, Expand: h.Expand})
-			}
-		}
-		return in, nil
-
-	case "CMD", "ENTRYPOINT":
-		fl := newFlags(kw, node.Flags)
-		if err := fl.parse(); err != nil {
-			return nil, fail("%v", err)
-		}
-		in := &Command{base: b, ShellForm: !json}
-		switch {
-		case json:
-			in.Args = args
-		case len(args) > 0:
-			in.Args = []string{strings.Join(args, " ")}
-		}
-		return in, nil
-
-	case "RUN":
-		return &Run{base: b}, nil
-
-	case "ARG":
-		if err := newFlags(kw, node.Flags).parse(); err != nil {
-			return nil, fail("%v", err)
-		}
-		if len(args) == 0 {
-			return nil, fail("ARG requires at least one argument")
-		}
-		in := &Arg{base: b}
-		for _, a := range args {
-			k, v, has := strings.Cut(a, "=")
-			if k == "" {
-				return nil, fail("ARG names can not be blank")
-			}
-			in.Args = append(in.Args, KeyValue{Key: k, Value: v, HasValue: has})
-		}
-		return in, nil
-
-	case "ENV", "LABEL":
-		if err := newFlags(kw, node.Flags).parse(); err != nil {
-			return nil, at(err)
-		}
-		pairs, legacy, err := keyValues(kw, args)
-		if err != nil {
-			return nil, at(err)
-		}
-		if kw == "ENV" {
-			return &Env{base: b, Pairs: pairs, Legacy: legacy}, nil
-		}
-		return &Label{base: b, Pairs: pairs, Legacy: legacy}, nil
-
-	case "WORKDIR", "USER", "STOPSIGNAL", "MAINTAINER":
-		// BuildKit's parser keeps the rest of the line as one word for these.
-		if len(args) != 1 {
-			return nil, fail("%s requires exactly one argument", kw)
-		}
-		if err := newFlags(kw, node.Flags).parse(); err != nil {
-			return nil, at(err)
-		}
-		switch kw {
-		case "WORKDIR":
-			return &Workdir{base: b, Path: args[0]}, nil
-		case "USER":
-			return &User{base: b, User: args[0]}, nil
-		case "STOPSIGNAL":
-			return &StopSignal{base: b, Signal: args[0]}, nil
-		}
-		return &Maintainer{base: b, Name: args[0]}, nil
-
-	case "EXPOSE":
-		if len(args) == 0 {
-			return nil, fail("EXPOSE requires at least one argument")
-		}
-		if err := newFlags(kw, node.Flags).parse(); err != nil {
-			return nil, at(err)
-		}
-		// BuildKit sorts the words as written, before expansion, and the history
-		// shows the ports in that order.
-		slices.Sort(args)
-		return &Expose{base: b, Ports: args}, nil
-
-	case "VOLUME":
-		if len(args) == 0 {
-			return nil, fail("VOLUME requires at least one argument")
-		}
-		if err := newFlags(kw, node.Flags).parse(); err != nil {
-			return nil, at(err)
-		}
-		in := &Volume{base: b}
-		for _, a := range args {
-			a = strings.TrimSpace(a)
-			if a == "" {
-				return nil, fail("VOLUME specified can not be an empty string")
-			}
-			in.Paths = append(in.Paths, a)
-		}
-		return in, nil
-
-	case "SHELL":
-		if err := newFlags(kw, node.Flags).parse(); err != nil {
-			return nil, at(err)
-		}
-		switch {
-		case len(args) == 0:
-			return nil, fail("SHELL requires at least one argument")
-		case !json:
-			return nil, fail("SHELL requires the arguments to be in JSON form")
-		}
-		return &Shell{base: b, Shell: args}, nil
-
-	case "HEALTHCHECK":
-		in, err := healthcheck(b, node.Flags, args, json)
-		if err != nil {
-			return nil, at(err)
-		}
-		return in, nil
-
-	case "ONBUILD":
-		in, err := onbuild(b, node)
-		if err != nil {
-			return nil, at(err)
-		}
-		return in, nil
+	if c, ok := converters[kw]; ok {
+		return c(l)
 	}
-
 	if s := suggest(kw); s != "" {
-		return nil, fail("unknown instruction: %s (did you mean %s?)", node.Value, s)
+		return nil, l.fail("unknown instruction: %s (did you mean %s?)", node.Value, s)
 	}
-	return nil, fail("unknown instruction: %s", node.Value)
+	return nil, l.fail("unknown instruction: %s", node.Value)
+}
+
+func convertFrom(l *line) (Instruction, error) {
+	fl := newFlags(l.b.keyword, l.node.Flags)
+	platform := fl.str("platform")
+	if err := fl.parse(); err != nil {
+		return nil, l.fail("%v", err)
+	}
+	in := &From{base: l.b, Platform: *platform}
+	switch args := l.args; {
+	case len(args) == 1:
+	case len(args) == 3 && strings.EqualFold(args[1], "as"):
+		in.Name = strings.ToLower(args[2])
+		if !validStageName(in.Name) {
+			return nil, l.fail("invalid name for build stage: %q, name can't start with a number or contain symbols", args[2])
+		}
+	default:
+		return nil, l.fail("FROM requires either one or three arguments")
+	}
+	in.Image = l.args[0]
+	return in, nil
+}
+
+// convertCopy converts COPY and ADD, which share their syntax but for a few flags.
+func convertCopy(l *line) (Instruction, error) {
+	kw, args := l.b.keyword, l.args
+	fl := newFlags(kw, l.node.Flags)
+	in := &Copy{base: l.b, Add: kw == "ADD"}
+	chown, chmod := fl.str("chown"), fl.str("chmod")
+	link := fl.boolean("link")
+	exclude := fl.strs("exclude")
+	var from, checksum *string
+	var parents, keepGit, unpack *bool
+	if in.Add {
+		// --unpack is a boolean as BuildKit declares it ("--unpack" alone is true),
+		// but unset differs from false: the default depends on the source.
+		checksum, unpack = fl.str("checksum"), fl.boolean("unpack")
+		keepGit = fl.boolean("keep-git-dir")
+	} else {
+		from = fl.str("from")
+		parents = fl.boolean("parents")
+	}
+	if err := fl.parse(); err != nil {
+		return nil, l.fail("%v", err)
+	}
+	if len(args) < 2 {
+		return nil, l.fail("%s requires at least two arguments, but only one was provided. Destination could not be determined", kw)
+	}
+	in.Chown, in.Chmod, in.Link, in.Exclude = *chown, *chmod, *link, *exclude
+	if in.Add {
+		in.Checksum, in.KeepGit = *checksum, *keepGit
+		for _, w := range l.node.Flags {
+			if w == "--unpack" || strings.HasPrefix(w, "--unpack=") {
+				in.Unpack = strconv.FormatBool(*unpack)
+			}
+		}
+	} else {
+		in.From, in.Parents = *from, *parents
+	}
+	in.Sources, in.Dest = args[:len(args)-1], args[len(args)-1]
+	if h, _ := bkparser.ParseHeredoc(in.Dest); h != nil && !l.json {
+		return nil, l.fail("%s cannot accept a heredoc as a destination", kw)
+	}
+	if l.json {
+		return in, nil
+	}
+	bodies := map[string]bkparser.Heredoc{}
+	for _, h := range l.node.Heredocs {
+		bodies[h.Name] = h
+	}
+	for _, src := range in.Sources {
+		h, _ := bkparser.ParseHeredoc(src)
+		if h == nil {
+			continue
+		}
+		content := bodies[h.Name].Content
+		if h.Chomp {
+			content = bkparser.ChompHeredocContent(content)
+		}
+		in.Heredocs = append(in.Heredocs, Heredoc{Name: h.Name, Content: content, Expand: h.Expand})
+	}
+	return in, nil
+}
+
+// convertCommand converts CMD and ENTRYPOINT.
+func convertCommand(l *line) (Instruction, error) {
+	if err := l.noFlags(); err != nil {
+		return nil, l.fail("%v", err)
+	}
+	in := &Command{base: l.b, ShellForm: !l.json}
+	switch {
+	case l.json:
+		in.Args = l.args
+	case len(l.args) > 0:
+		in.Args = []string{strings.Join(l.args, " ")}
+	}
+	return in, nil
+}
+
+func convertArg(l *line) (Instruction, error) {
+	if err := l.noFlags(); err != nil {
+		return nil, l.fail("%v", err)
+	}
+	if len(l.args) == 0 {
+		return nil, l.fail("ARG requires at least one argument")
+	}
+	in := &Arg{base: l.b}
+	for _, a := range l.args {
+		k, v, has := strings.Cut(a, "=")
+		if k == "" {
+			return nil, l.fail("ARG names can not be blank")
+		}
+		in.Args = append(in.Args, KeyValue{Key: k, Value: v, HasValue: has})
+	}
+	return in, nil
+}
+
+// convertKeyValues converts ENV and LABEL.
+func convertKeyValues(l *line) (Instruction, error) {
+	if err := l.noFlags(); err != nil {
+		return nil, l.at(err)
+	}
+	pairs, legacy, err := keyValues(l.b.keyword, l.args)
+	if err != nil {
+		return nil, l.at(err)
+	}
+	if l.b.keyword == "ENV" {
+		return &Env{base: l.b, Pairs: pairs, Legacy: legacy}, nil
+	}
+	return &Label{base: l.b, Pairs: pairs, Legacy: legacy}, nil
+}
+
+// oneWord converts an instruction of exactly one argument: BuildKit's parser keeps
+// the rest of the line as one word for WORKDIR, USER, STOPSIGNAL and MAINTAINER.
+func oneWord(build func(b base, word string) Instruction) func(*line) (Instruction, error) {
+	return func(l *line) (Instruction, error) {
+		if len(l.args) != 1 {
+			return nil, l.fail("%s requires exactly one argument", l.b.keyword)
+		}
+		if err := l.noFlags(); err != nil {
+			return nil, l.at(err)
+		}
+		return build(l.b, l.args[0]), nil
+	}
+}
+
+func convertExpose(l *line) (Instruction, error) {
+	if len(l.args) == 0 {
+		return nil, l.fail("EXPOSE requires at least one argument")
+	}
+	if err := l.noFlags(); err != nil {
+		return nil, l.at(err)
+	}
+	// BuildKit sorts the words as written, before expansion, and the history shows
+	// the ports in that order.
+	slices.Sort(l.args)
+	return &Expose{base: l.b, Ports: l.args}, nil
+}
+
+func convertVolume(l *line) (Instruction, error) {
+	if len(l.args) == 0 {
+		return nil, l.fail("VOLUME requires at least one argument")
+	}
+	if err := l.noFlags(); err != nil {
+		return nil, l.at(err)
+	}
+	in := &Volume{base: l.b}
+	for _, a := range l.args {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, l.fail("VOLUME specified can not be an empty string")
+		}
+		in.Paths = append(in.Paths, a)
+	}
+	return in, nil
+}
+
+func convertShell(l *line) (Instruction, error) {
+	if err := l.noFlags(); err != nil {
+		return nil, l.at(err)
+	}
+	switch {
+	case len(l.args) == 0:
+		return nil, l.fail("SHELL requires at least one argument")
+	case !l.json:
+		return nil, l.fail("SHELL requires the arguments to be in JSON form")
+	}
+	return &Shell{base: l.b, Shell: l.args}, nil
+}
+
+func convertHealthcheck(l *line) (Instruction, error) {
+	in, err := healthcheck(l.b, l.node.Flags, l.args, l.json)
+	if err != nil {
+		return nil, l.at(err)
+	}
+	return in, nil
+}
+
+func convertOnbuild(l *line) (Instruction, error) {
+	in, err := onbuild(l.b, l.node)
+	if err != nil {
+		return nil, l.at(err)
+	}
+	return in, nil
 }
 
 // validStageName mirrors BuildKit's ^[a-z][a-z0-9-_.]*$.
