@@ -26,10 +26,15 @@ which config fields). For a layer it shows the diff_id, the sizes, and every pat
 the layer added, changed or removed, with its bytes. Files that a later layer
 overwrites or removes are flagged as wasted.
 
--t and -o are accepted so that a build's command line can be reused as it is. -t
-names the image; both decide the output path that the build leaves out of the
-context, so explain sees the same context as the build. Nothing is written.
-SOURCE_DATE_EPOCH is read as by dfbuild. --json prints the same data as JSON: {id, tags, steps: [{step, line,
+explain takes every flag of a build, so that a build's command line can be reused
+as it is, and nothing is written: -t names the image, and with -o decides the
+output path that the build leaves out of the context, so explain sees the same
+context as the build; the flags that only say how to write or show the result
+(--append, --iidfile, --metadata-file, --load, --push, --progress, -q) write and
+show nothing. With several platforms (--platform linux/amd64,linux/arm64) each is
+explained in turn. SOURCE_DATE_EPOCH is read as by dfbuild.
+
+--json prints the same data as JSON: {id, tags, steps: [{step, line,
 instruction, result, config, layers}], size, content_size, wasted_bytes,
 wasted_files}, where each layer is an inspect LayerReport (package
 github.com/dfbuild/dfbuild/layerfs/inspect) with its entries.`,
@@ -52,14 +57,8 @@ github.com/dfbuild/dfbuild/layerfs/inspect) with its entries.`,
 			return runExplain(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, asJSON)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
-	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable), as for a build`)
-	f.StringVarP(&o.output, "output", "o", "", `the build's output, as for a build; only decides what is left out of the context, nothing is written`)
-	f.StringArrayVar(&o.buildContexts, "build-context", nil, buildContextHelp)
-	f.StringVar(&o.platform, "platform", "", `the platforms to build for, as for a build: "os/arch[/variant]", or several separated by commas, each explained in turn`)
-	f.BoolVar(&asJSON, "json", false, "print JSON instead of text")
-	f.SortFlags = false
+	bindBuildFlags(cmd, &o)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of text")
 	return cmd
 }
 

@@ -66,26 +66,7 @@ Environment:
 		return usageError{fmt.Errorf("%w (see dfbuild --help)", err)}
 	})
 	cmd.SetArgs(nil)
-	f := cmd.Flags()
-	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
-	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable); ":latest" when no tag is given`)
-	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar"); "-" or dest=- is standard output; type=oci,dest=PATH is the same archive; type=dir,dest=DIR writes the image unpacked`)
-	f.StringArrayVar(&o.buildContexts, "build-context", nil, buildContextHelp)
-	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "KEY=VALUE: set a build argument that an ARG declares; KEY alone takes the value from the environment (repeatable)")
-	f.StringVar(&o.target, "target", "", "the stage to build (default: the last one); only the stages it needs are built")
-	f.StringArrayVar(&o.labels, "label", nil, "KEY=VALUE: add a label to the image (repeatable)")
-	f.StringVar(&o.platform, "platform", "", `the platform to build for, "os/arch[/variant]" (default: linux on this machine's architecture)`)
-	f.StringVar(&o.progress, "progress", "auto", `how to show progress on standard error: auto, plain, tty, quiet, or json (one event per line)`)
-	f.BoolVar(&o.append, "append", false, "add the image to the archive (or type=dir directory) named by --output instead of replacing it; tags it already has move to the new image")
-	f.StringVar(&o.iidFile, "iidfile", "", "a file to write the image ID (sha256:...) to, once the image is written")
-	f.StringVar(&o.metadataFile, "metadata-file", "", "a file to write the build result to, as JSON, as docker buildx build --metadata-file does")
-	addOutputFlags(f, &o.out)
-	addRegistryFlags(f, &o.reg)
-	addLimitFlags(f, &o.limits)
-	addPushFlag(f, &o.reg)
-	cmd.Flags().SortFlags = false
-	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.MarkFlagFilename("file")
+	bindBuildFlags(cmd, &o)
 	cmd.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return usagef("expected at most one CONTEXT argument, got %d: %s", len(args), strings.Join(args, " "))
@@ -96,4 +77,29 @@ Environment:
 	cmd.AddCommand(newExplainCmd())
 	cmd.AddCommand(newPruneCmd())
 	return cmd
+}
+
+// bindBuildFlags declares the build's flags on cmd and binds them to o. The build
+// and explain share it, so explain takes a build's command line as it is.
+func bindBuildFlags(cmd *cobra.Command, o *buildOptions) {
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.StringVarP(&o.file, "file", "f", "", `the Dockerfile (default "CONTEXT/Dockerfile"); "-" reads it from standard input`)
+	f.StringArrayVarP(&o.tags, "tag", "t", nil, `name and optionally a tag, "name:tag" (repeatable); ":latest" when no tag is given`)
+	f.StringVarP(&o.output, "output", "o", "", `where to write the archive: PATH or type=docker,dest=PATH (default "<name of the first tag>.tar", or "image.tar"); "-" or dest=- is standard output; type=oci,dest=PATH is the same archive; type=dir,dest=DIR writes the image unpacked`)
+	f.StringArrayVar(&o.buildContexts, "build-context", nil, buildContextHelp)
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "KEY=VALUE: set a build argument that an ARG declares; KEY alone takes the value from the environment (repeatable)")
+	f.StringVar(&o.target, "target", "", "the stage to build (default: the last one); only the stages it needs are built")
+	f.StringArrayVar(&o.labels, "label", nil, "KEY=VALUE: add a label to the image (repeatable)")
+	f.StringVar(&o.platform, "platform", "", `the platform to build for, "os/arch[/variant]", or several separated by commas (default: linux on this machine's architecture)`)
+	f.StringVar(&o.progress, "progress", "auto", `how to show progress on standard error: auto, plain, tty, quiet, or json (one event per line)`)
+	f.BoolVar(&o.append, "append", false, "add the image to the archive (or type=dir directory) named by --output instead of replacing it; tags it already has move to the new image")
+	f.StringVar(&o.iidFile, "iidfile", "", "a file to write the image ID (sha256:...) to, once the image is written")
+	f.StringVar(&o.metadataFile, "metadata-file", "", "a file to write the build result to, as JSON, as docker buildx build --metadata-file does")
+	addOutputFlags(f, &o.out)
+	addRegistryFlags(f, &o.reg)
+	addLimitFlags(f, &o.limits)
+	addPushFlag(f, &o.reg)
+	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagFilename("file")
 }
