@@ -16,7 +16,7 @@ import (
 // image must run.
 func TestE2EImageBase(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	fx := e2eMakeRootfsContext(t, busybox)

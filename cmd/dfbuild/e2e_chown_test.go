@@ -59,7 +59,7 @@ COPY --chown=svc:app tree/nested /srv/twice/
 // only if the reference BuildKit supports it (Engine 20.10's v0.8 does not).
 func TestE2EChownNames(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	if builder.kind == "classic" {

@@ -16,7 +16,7 @@ import (
 // reference. The config, the history and the files must agree, and the image runs.
 func TestE2EStageReplacement(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	fx := e2eMakeRootfsContext(t, busybox)

@@ -458,7 +458,7 @@ var cpFromFlagBusybox = regexp.MustCompile(`(?i)--from=busybox(\s)`)
 // TestE2ECopy runs the cases of testdata/copy; see the top of this file.
 func TestE2ECopy(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	if builder.kind == "classic" {
@@ -522,6 +522,25 @@ func TestE2ECopy(t *testing.T) {
 		}
 	}()
 
+	// The images go when the test ends, whatever ends it: registered before the
+	// builds, this runs after the workers are done (cpBuild reports through r, never t).
+	t.Cleanup(func() {
+		var tags []string
+		for _, r := range runs {
+			if r.refBuilt {
+				tags = append(tags, r.refTag)
+			}
+			if r.ourLoaded {
+				tags = append(tags, r.ourTag)
+			}
+		}
+		if len(tags) > 0 {
+			if _, _, err := e2eExec(nil, nil, "docker", append([]string{"rmi", "-f"}, tags...)...); err != nil {
+				t.Logf("cleanup: %v", err)
+			}
+		}
+	})
+
 	start := time.Now()
 	order := slices.Clone(runs)
 	// The slowest first: the flatten cases hold gigabytes.
@@ -549,18 +568,6 @@ func TestE2ECopy(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	var tags []string
-	for _, r := range runs {
-		if r.refBuilt {
-			tags = append(tags, r.refTag)
-		}
-		if r.ourLoaded {
-			tags = append(tags, r.ourTag)
-		}
-	}
-	if len(tags) > 0 {
-		e2eRemoveImagesAfter(t, tags...)
-	}
 	t.Logf("built %d cases in %s (all but the flatten cases in %s)", len(runs), time.Since(start).Round(time.Second), lastSmall.Round(time.Second))
 
 	results := make([]cpResult, len(runs))
@@ -664,7 +671,7 @@ func cpBuild(r *cpRun, env *cpEnv) {
 					return err
 				}
 				saved := filepath.Join(r.dir, "reference.tar")
-				_, _, err := cpCommand(nil, "docker", "save", "-o", saved, r.refTag)
+				err := e2eEngineSave(r.refTag, saved)
 				if err == nil {
 					r.refImg, err = cpReadArchive(saved)
 					os.Remove(saved)
@@ -699,7 +706,7 @@ func cpBuild(r *cpRun, env *cpEnv) {
 			return err
 		})
 		if err == nil && c.EngineLacks == "" && !c.Flatten {
-			err = r.step("dfbuild-load", func() error { _, _, err := cpCommand(nil, "docker", "load", "-i", r.out); return err })
+			err = r.step("dfbuild-load", func() error { _, err := e2eEngineLoad(r.out); return err })
 			if err == nil {
 				r.ourLoaded = true
 				err = r.step("dfbuild-export", func() (err error) {

@@ -21,7 +21,7 @@ import (
 // holds, and --iidfile names it.
 func TestE2EDirOutput(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	dir := t.TempDir()
 	ctxDir := e2eHelloContext(t, dir)
 	tag := e2eName("hello:dir")

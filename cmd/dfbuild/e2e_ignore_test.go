@@ -25,7 +25,7 @@ import (
 //   - excluded-source: an explicit source that .dockerignore excludes fails in both.
 func TestE2EDockerignore(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	base := e2eName("busybox:ignore-base")

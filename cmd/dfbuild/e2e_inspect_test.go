@@ -40,6 +40,7 @@ ENTRYPOINT ["/x"]
 
 func TestE2EInspectDockerSave(t *testing.T) {
 	requireDocker(t)
+	e2eParallel(t)
 	builder := e2eFindBuilder(t)
 	dir := t.TempDir()
 	ctxDir := filepath.Join(dir, "ctx")
@@ -111,7 +112,7 @@ func TestE2EInspectDockerSave(t *testing.T) {
 func TestE2EInspectPodmanSave(t *testing.T) {
 	imagetest.SkipShort(t)
 	requirePodman(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	dir := t.TempDir()
 	ctxDir := filepath.Join(dir, "ctx")
 	e2eWrite(t, filepath.Join(ctxDir, "a.txt"), "a\n", 0o644, e2eCtxTime)

@@ -70,6 +70,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -461,7 +462,7 @@ func (env *e2eInstrEnv) run(c *e2eInstrCase, dir string) *e2eInstrResult {
 		}
 	}
 	step("docker load", func() error {
-		out, err := e2eInstrDocker("load", "-i", r.ourArchive)
+		out, err := e2eEngineLoad(r.ourArchive)
 		r.created(r.ourTag)
 		if err == nil && !strings.Contains(out, "Loaded image: "+r.ourTag+"\n") {
 			err = fmt.Errorf("no \"Loaded image: %s\" in its output:\n%s", r.ourTag, out)
@@ -469,7 +470,7 @@ func (env *e2eInstrEnv) run(c *e2eInstrCase, dir string) *e2eInstrResult {
 		return err
 	})
 	step("docker image inspect", func() (err error) {
-		r.inspect, err = e2eInstrDocker("image", "inspect", r.refTag, r.ourTag)
+		r.inspect, err = e2eEngineInspect(r.refTag, r.ourTag)
 		return err
 	})
 	step("docker save or history", func() error {
@@ -486,8 +487,7 @@ func (env *e2eInstrEnv) run(c *e2eInstrCase, dir string) *e2eInstrResult {
 			return err
 		}
 		r.refSaved = filepath.Join(dir, "reference.tar")
-		_, err := e2eInstrDocker("save", "-o", r.refSaved, r.refTag)
-		return err
+		return e2eEngineSave(r.refTag, r.refSaved)
 	})
 	step("docker export", func() error {
 		if r.layers == 0 {
@@ -499,24 +499,37 @@ func (env *e2eInstrEnv) run(c *e2eInstrCase, dir string) *e2eInstrResult {
 		var names []string
 		defer func() {
 			if len(names) > 0 {
-				e2eInstrDocker(append([]string{"rm", "-f"}, names...)...)
+				e2eEngineRemove(names...)
 			}
 		}()
 		for _, x := range []struct{ tag, file string }{{r.refTag, r.refExport}, {r.ourTag, r.ourExport}} {
 			name := fmt.Sprintf("dfbuild-e2e-%d-%d", os.Getpid(), e2eCounter.Add(1))
 			// The container never runs; the entrypoint is replaced so that images
 			// without a command can be created too.
-			if _, err := e2eInstrDocker("create", "--name", name, "--network", "none", "--entrypoint", "/not-run", x.tag); err != nil {
+			if err := e2eEngineCreate(x.tag, name); err != nil {
 				return err
 			}
 			names = append(names, name)
-			if _, err := e2eInstrDocker("export", "-o", x.file, name); err != nil {
+			if err := e2eEngineExport(name, func(rd io.Reader) error { return e2eInstrWriteFile(x.file, rd) }); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return r
+}
+
+// e2eInstrWriteFile writes what r reads to the file p.
+func e2eInstrWriteFile(p string, r io.Reader) error {
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // flags are the case's build flags, the same for both builders.
@@ -560,6 +573,7 @@ func TestE2EInstructions(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireDocker(t)
+	e2eParallel(t)
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	if builder.kind == "classic" {

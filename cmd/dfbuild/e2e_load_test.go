@@ -18,7 +18,7 @@ import (
 // again with -o - piped into docker load: the same image, which runs.
 func TestE2ELoad(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	dir := t.TempDir()
 	ctxDir := e2eHelloContext(t, dir)
 	tagLoad, tagPipe := e2eName("load:1"), e2eName("pipe:1")

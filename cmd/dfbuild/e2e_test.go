@@ -163,7 +163,7 @@ func e2eAppendContext(t *testing.T, dir string) (ctxDir, dfHello, dfBusybox stri
 // binary, ENTRYPOINT) with two tags, loads the archive into Docker and runs both tags.
 func TestE2EHello(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	dir := t.TempDir()
 	ctxDir := e2eHelloContext(t, dir)
 
@@ -191,7 +191,7 @@ func TestE2EHello(t *testing.T) {
 // the exported filesystems, the config, the layers and the history.
 func TestE2ERootfsBase(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	busybox := e2eBusybox(t)
 	builder := e2eFindBuilder(t)
 	fx := e2eMakeRootfsContext(t, busybox)
@@ -546,7 +546,7 @@ func e2eCreatedBy(c e2eConfig, layer int) string {
 // is stored once, loads the archive into Docker and runs both tags.
 func TestE2EAppendTwoImages(t *testing.T) {
 	requireDocker(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	dir := t.TempDir()
 	ctxDir, dfHello, dfBusybox := e2eAppendContext(t, dir)
 
@@ -652,7 +652,7 @@ func e2eCheckSharedLayer(t *testing.T, file, tagHello, tagBusybox string) {
 func TestE2EPodmanSkopeo(t *testing.T) {
 	imagetest.SkipShort(t)
 	requirePodman(t)
-	e2eNoEpoch(t)
+	e2eParallel(t)
 	requireSkopeo(t)
 	dir := t.TempDir()
 	ctxDir, dfHello, dfBusybox := e2eAppendContext(t, dir)

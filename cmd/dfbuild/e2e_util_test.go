@@ -311,6 +311,20 @@ func e2eNoEpoch(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 }
 
+// e2eParallel is e2eNoEpoch for a test that changes no other environment variable,
+// and runs the test in parallel with the other end-to-end tests, so that the time
+// one spends waiting for the engine goes on another's work. Go runs a parallel test
+// only after every sequential one has ended, so the environment it reads is the
+// process's own. If the caller's shell sets SOURCE_DATE_EPOCH, t.Setenv must unset
+// it, and a test that sets its environment cannot be parallel: it then runs alone.
+func e2eParallel(t *testing.T) {
+	if os.Getenv("SOURCE_DATE_EPOCH") != "" {
+		e2eNoEpoch(t)
+		return
+	}
+	t.Parallel()
+}
+
 // e2eGoBuild compiles a Go package or file into dir with CGO_ENABLED=0 and returns
 // the path of the binary.
 func e2eGoBuild(t *testing.T, dir, name, pkg string) string {
@@ -707,29 +721,19 @@ func e2eExport(t *testing.T, ref string) map[string]e2eEntry {
 // the entrypoint is replaced so that images without a command can be created too),
 // streams docker export of it into a tree, and removes the container.
 func e2eExportTree(ref, container string) (*e2eTree, error) {
-	if _, _, err := e2eExec(nil, nil, "docker", "create", "--name", container, "--network", "none", "--entrypoint", "/not-run", ref); err != nil {
+	if err := e2eEngineCreate(ref, container); err != nil {
 		return nil, err
 	}
-	defer e2eExec(nil, nil, "docker", "rm", "-f", container)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", "export", container)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	defer e2eEngineRemove(container)
+	var tree *e2eTree
+	err := e2eEngineExport(container, func(r io.Reader) (err error) {
+		if tree, err = e2eReadTree(r); err != nil {
+			err = fmt.Errorf("docker export %s: %w", ref, err)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	tree, rerr := e2eReadTree(out)
-	io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("docker export %s: %w\n%s", ref, err, stderr.String())
-	}
-	if rerr != nil {
-		return nil, fmt.Errorf("docker export %s: %w", ref, rerr)
 	}
 	return tree, nil
 }

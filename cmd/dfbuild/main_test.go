@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 //
 // go test ./cmd/dfbuild -update rewrites the scripts' expected output files.
 func TestScript(t *testing.T) {
+	// In parallel with the end-to-end tests: the scripts want the CPU while those
+	// wait for the Docker engine. Each script's environment is its own.
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		UpdateScripts:       updateScripts(),
