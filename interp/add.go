@@ -19,8 +19,8 @@ import (
 )
 
 // dispatchAdd runs ADD: everything COPY does from the build context, plus local tar
-// archives extracted into the destination and http(s) URLs downloaded (semantics.md
-// §1.14). It commits one layer, as COPY does.
+// archives extracted into the destination and http(s) URLs downloaded. It commits
+// one layer, as COPY does.
 func (b *builder) dispatchAdd(st *stage, in *parser.Copy) (*LayerInfo, error) {
 	return b.dispatchCopy(st, in)
 }
@@ -92,10 +92,11 @@ func (o copyOpts) unpackDir() layerfs.Node {
 	return n
 }
 
-// extract unpacks the archive s into the directory absDest (C34, C35). File bodies
-// stay where they are: in the archive itself when it is not compressed, otherwise in
-// its decompressed copy, spooled into the build's scratch directory; the tree refers
-// to them by offset.
+// extract unpacks the archive s into the directory absDest: the destination of an
+// archive is always a directory (BuildKit's testDockerfileAddArchiveWildcard). File
+// bodies stay where they are: in the archive itself when it is not compressed,
+// otherwise in its decompressed copy, spooled into the build's scratch directory;
+// the tree refers to them by offset.
 func (c *copier) extract(s source, absDest string) (err error) {
 	n, err := c.src.node(s.real, s.info)
 	if err != nil {
@@ -144,7 +145,7 @@ func (c *copier) extract(s source, absDest string) (err error) {
 }
 
 // tarExtractor unpacks one tar stream into a directory of a tree the way BuildKit's
-// ADD does, with go-archive's Untar chrooted at the destination (C35): names and
+// ADD does, with go-archive's Untar chrooted at the destination: names and
 // symlinks resolve inside the destination and never leave it, an existing entry is
 // replaced unless a directory meets a directory, implied parents are 0755 and owned
 // by root, and each entry keeps the mode and time of its header and its owner, or

@@ -9,7 +9,7 @@ import (
 
 // chmodSpec is a parsed --chmod value: an octal mode, which replaces the mode of every
 // copied entry, or a symbolic one (Dockerfile 1.14 and later), which changes each
-// entry's own mode (semantics.md C24).
+// entry's own mode (BuildKit's tests testCopyChmod and testChmodNonOctal).
 type chmodSpec struct {
 	octal    bool
 	mode     uint32       // the octal mode

@@ -22,7 +22,8 @@ const (
 // maxUserFileBytes caps what is read of /etc/passwd and /etc/group, as BuildKit caps it.
 const maxUserFileBytes = 10 << 20
 
-// parseChown resolves a --chown value, user[:group], to ids (semantics.md C23). Each
+// parseChown resolves a --chown value, user[:group], to ids (BuildKit: WithUser in
+// client/llb/fileop.go, readUser in solver/llbsolver/ops/user_linux.go). Each
 // part is a number or a name; "root" is 0 without a lookup. Names are looked up in
 // the image being copied into, as it is before the COPY: a user in /etc/passwd, a
 // group in /etc/group. A user alone gets the primary group its /etc/passwd entry

@@ -42,7 +42,8 @@ type copyJob struct {
 	history   string // created_by, without " # buildkit"
 }
 
-// dispatchCopy runs COPY, following BuildKit's copy rules (semantics.md §1), and
+// dispatchCopy runs COPY, following BuildKit's copy rules (dispatchCopy in
+// dockerfile2llb/convert_copy.go, and fsutil's copy package), and
 // commits the result as one layer.
 func (b *builder) dispatchCopy(st *stage, in *parser.Copy) (*LayerInfo, error) {
 	j, err := b.prepareCopy(st, in)
@@ -102,7 +103,8 @@ func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 		j.link = false
 	}
 	if len(in.Exclude) > 0 {
-		// --exclude patterns are not expanded (C28).
+		// --exclude patterns are not expanded: BuildKit's CopyCommand.Expand expands
+		// only --chown, --chmod, the sources and the destination.
 		for _, p := range in.Exclude {
 			if _, err := compilePattern(p); err != nil {
 				return nil, fmt.Errorf("--exclude=%s: invalid pattern: %w", p, err)
@@ -145,7 +147,8 @@ func (b *builder) prepareCopy(st *stage, in *parser.Copy) (*copyJob, error) {
 	j.from, j.fromCtx = b.source, true
 	if in.From != "" {
 		j.fromCtx = false
-		// --from is never expanded (semantics X1); copyFromFS names the stage or image.
+		// --from is never expanded (nor by CopyCommand.Expand); copyFromFS names the
+		// stage or image.
 		f, err := b.copyFromFS(st, in.From)
 		if err != nil {
 			return nil, err
@@ -242,7 +245,8 @@ type copyArg struct {
 }
 
 // runCopy copies every source into the stage's tree, or, with --link, into an empty
-// tree that is then laid over the stage's (C26).
+// tree that is then laid over the stage's, as BuildKit merges it (llb.Merge in
+// dockerfile2llb/convert_copy.go).
 func (b *builder) runCopy(st *stage, j *copyJob) error {
 	args, err := b.gatherSources(j)
 	if err != nil {
@@ -344,7 +348,8 @@ func (b *builder) gatherSources(j *copyJob) ([]copyArg, error) {
 			return nil, err
 		}
 		a.context = j.fromCtx
-		// ADD extracts local archives unless --unpack=false (C33).
+		// ADD extracts local archives unless --unpack=false (BuildKit: isArchivePath in
+		// solver/llbsolver/file/unpack.go).
 		a.unpack = j.add && j.unpack != "false"
 		if a.unpack {
 			for i := range a.matches {
@@ -374,9 +379,10 @@ func (b *builder) gatherSources(j *copyJob) ([]copyArg, error) {
 	return args, nil
 }
 
-// parentsArg resolves a --parents source (C27): the part before a "/./" pivot is
-// matched like any source, and the rest becomes a pattern, in which "**" spans
-// directories, that picks what is copied below each match, with its path.
+// parentsArg resolves a --parents source (BuildKit's testCopyParents): the part
+// before a "/./" pivot is matched like any source, and the rest becomes a pattern,
+// in which "**" spans directories, that picks what is copied below each match, with
+// its path.
 func (b *builder) parentsArg(tree sourceTree, src string) (copyArg, error) {
 	parent, pattern, pivot := strings.Cut(src, "/./")
 	if !pivot {
@@ -535,7 +541,8 @@ func (b *builder) notFound(tree sourceTree, written, clean string, err error) er
 	if strings.Contains(written, "..") && !strings.HasPrefix(clean, "..") {
 		msg += fmt.Sprintf(" (sources cannot leave the context: %q means %q inside it)", written, clean)
 	}
-	// A source that .dockerignore excludes is missing too (C5); say which line did it.
+	// A source that .dockerignore excludes is missing too, as in BuildKit (whose
+	// linter says so: CopyIgnoredFile); say which line did it.
 	if why := tree.excluded(clean); why != "" {
 		msg += ": " + why
 	} else if dangling(tree, clean) {
@@ -581,10 +588,11 @@ func nearest(tree sourceTree, clean string) string {
 	return best
 }
 
-// newDir is the template for directories COPY creates (C13): owned by root, or by
-// the --chown ids; stamped with the build time; mode 0755, or an octal --chmod mode.
-// That BuildKit gives created parents the octal mode is a quirk dfbuild keeps; a
-// symbolic mode leaves them at 0755, since they have no mode of their own to change.
+// newDir is the template for directories COPY creates (BuildKit's testCopyChmod,
+// testCopyChownCreateDest): owned by root, or by the --chown ids; stamped with the
+// build time; mode 0755, or an octal --chmod mode. That BuildKit gives created
+// parents the octal mode is a quirk dfbuild keeps; a symbolic mode leaves them at
+// 0755, since they have no mode of their own to change.
 func (o copyOpts) newDir() layerfs.Node {
 	n := layerfs.Node{Type: layerfs.TypeDir, Mode: 0o755, Stamped: true}
 	if o.chmod != nil && o.chmod.octal {

@@ -15,7 +15,7 @@ import (
 )
 
 // IgnoreFile is a parsed .dockerignore file: patterns that keep context paths out of
-// the build (semantics.md §1.13).
+// the build.
 type IgnoreFile struct {
 	// Name is the file as messages name it, such as ".dockerignore" or
 	// "build/Dockerfile.web.dockerignore".
@@ -30,7 +30,8 @@ type IgnorePattern struct {
 	Line    int // 1-based, in the file
 }
 
-// ReadIgnoreFile reads the ignore file of a build the way BuildKit chooses it (C29):
+// ReadIgnoreFile reads the ignore file of a build the way BuildKit's
+// frontend/dockerui/config.go chooses it (test: testDockerignoreOverride):
 // "<dockerfile>.dockerignore" next to the Dockerfile if there is one, otherwise the
 // context's ".dockerignore". dockerfile is the Dockerfile's path, or "" when it comes
 // from standard input, which leaves only the context's file. It returns nil when

@@ -67,7 +67,7 @@ type capabilityFS interface {
 
 // capability returns the security.capability xattr of the regular file at the real
 // path p, "" when it has none (BuildKit's context transfer sends the file's xattrs;
-// its layer writer keeps that one, C20).
+// its layer writer, containerd's archive.ChangeWriter, keeps only that one).
 func (s contextSource) capability(p string) (string, error) {
 	if c, ok := s.fsys.(capabilityFS); ok {
 		return c.Capability(p)
@@ -90,8 +90,8 @@ func (s contextSource) filters() bool {
 
 // visible tells whether the build sees the context path p (io/fs form). The root
 // is always there. An excluded directory is there, with its own metadata, when
-// something under it is kept, as BuildKit's context transfer sends the parents of
-// what it keeps (C31).
+// something under it is kept, as BuildKit's context transfer (fsutil's filter.go)
+// sends the parents of what it keeps.
 func (s contextSource) visible(p string) bool {
 	if p == "." {
 		return true
@@ -334,7 +334,7 @@ const imageDev = ^uint64(0)
 
 // imageSource reads the filesystem of an earlier stage or an image (COPY --from),
 // as it is when the COPY runs. Unlike the build context, its entries keep their
-// owners, and nothing is hidden: .dockerignore applies to the context only (C4).
+// owners, and nothing is hidden: .dockerignore applies to the context only.
 type imageSource struct {
 	fs   *layerfs.FS
 	view fs.ReadLinkFS // fs.IOFS()

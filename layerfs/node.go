@@ -65,9 +65,10 @@ type Node struct {
 	HardLink uint64
 	// Capability is the value of the entry's security.capability extended attribute
 	// (file capabilities), "" when it has none. It is the only xattr the tree keeps:
-	// BuildKit copies every xattr, but the layer writer it uses (containerd's, like
-	// moby's) writes security.capability alone, as a PAX record (semantics.md C20,
-	// §3.2). A string keeps Node small and comparable, and copies of it safe.
+	// BuildKit copies every xattr, but the layer writer it uses (containerd's
+	// archive.ChangeWriter, from BuildKit's util/overlay/overlay_linux.go; moby's
+	// does the same) writes security.capability alone, as a PAX record. A string
+	// keeps Node small and comparable, and copies of it safe.
 	Capability string
 
 	children map[string]*Node // directories only

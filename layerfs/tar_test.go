@@ -307,10 +307,10 @@ func TestLayerGolden(t *testing.T) {
 	}
 }
 
-// checkLayerRules reads a layer tar and checks the layer conventions of
-// formats.md §5: relative names, directories ending in "/", one entry per path,
-// parents first, no names or access/change times, whole-second mtimes, and whiteouts
-// as mode-0 empty files at the epoch.
+// checkLayerRules reads a layer tar and checks the conventions of the layers Docker
+// and BuildKit write, which the package doc promises: relative names, directories
+// ending in "/", one entry per path, parents first, no names or access/change times,
+// whole-second mtimes, and whiteouts as mode-0 empty files at the epoch.
 func checkLayerRules(t *testing.T, b []byte) {
 	t.Helper()
 	tr := tar.NewReader(bytes.NewReader(b))

@@ -388,7 +388,7 @@ const (
 )
 
 // Annotations that name an image in index.json: containerd's full name wins over
-// the OCI ref name, which is often only the tag (see formats.md §3.2).
+// the OCI ref name, which is often only the tag.
 const (
 	annotationName = "io.containerd.image.name"
 	annotationRef  = "org.opencontainers.image.ref.name"

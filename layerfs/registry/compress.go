@@ -53,7 +53,8 @@ const (
 // the level (not on the number of cores or the sizes of the writes; pgzip cuts
 // blocks where the writes fall). Several layers also compress at once (pushJobs).
 // zstd runs with one encoder goroutine and without concurrent blocks, the setting
-// whose output is the serial one (see registry.md).
+// whose output is the serial one (klauspost's zstd/encoder.go turns concurrent
+// blocks off at concurrency 1; with them the bytes would depend on the cores).
 
 // compression is a validated compression= and compression-level= pair.
 type compression struct {
