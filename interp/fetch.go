@@ -1,24 +1,32 @@
 package interp
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
+	_ "crypto/sha256" // go-digest's algorithms need their hashes linked in
+	_ "crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/dfbuild/dfbuild/layerfs"
 )
@@ -58,39 +66,22 @@ func isGitSource(src string) bool {
 	return gitSCP.MatchString(src)
 }
 
-// checksum is a parsed --checksum value.
-type checksum struct {
-	algo string
-	hex  string
-	hash func() hash.Hash
-}
-
-// parseChecksum reads ALGORITHM:HEX as go-digest's Parse reads it, for the
-// algorithms it knows.
-func parseChecksum(s string) (*checksum, error) {
-	algo, h, ok := strings.Cut(s, ":")
-	if !ok || algo == "" || h == "" {
-		return nil, errors.New("invalid checksum digest format: it should be ALGORITHM:HEX, such as sha256:<64 hex digits>")
+// parseChecksum reads a --checksum value, ALGORITHM:HEX, with go-digest (which
+// BuildKit reads it with) for the algorithms it knows, in dfbuild's words.
+func parseChecksum(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	algo, h, _ := strings.Cut(s, ":")
+	switch {
+	case err == nil:
+		return d, nil
+	case errors.Is(err, digest.ErrDigestUnsupported) || (algo != "" && h != "" && !digest.Algorithm(algo).Available()):
+		return "", fmt.Errorf("unsupported digest algorithm %q: use sha256, sha384 or sha512", algo)
+	case errors.Is(err, digest.ErrDigestInvalidLength):
+		return "", fmt.Errorf("invalid checksum digest length: %s takes %d hex digits, not %d", algo, 2*d.Algorithm().Size(), len(h))
+	case algo != "" && h != "":
+		return "", errors.New("invalid checksum digest format: the digits must be lower-case hex")
 	}
-	c := &checksum{algo: algo, hex: h}
-	size := 0
-	switch algo {
-	case "sha256":
-		c.hash, size = sha256.New, sha256.Size
-	case "sha384":
-		c.hash, size = sha512.New384, sha512.Size384
-	case "sha512":
-		c.hash, size = sha512.New, sha512.Size
-	default:
-		return nil, fmt.Errorf("unsupported digest algorithm %q: use sha256, sha384 or sha512", algo)
-	}
-	if len(h) != 2*size {
-		return nil, fmt.Errorf("invalid checksum digest length: %s takes %d hex digits, not %d", algo, 2*size, len(h))
-	}
-	if _, err := hex.DecodeString(h); err != nil || strings.ToLower(h) != h {
-		return nil, errors.New("invalid checksum digest format: the digits must be lower-case hex")
-	}
-	return c, nil
+	return "", errors.New("invalid checksum digest format: it should be ALGORITHM:HEX, such as sha256:<64 hex digits>")
 }
 
 // urlFileName is the name ADD gives a download, as BuildKit's frontend and http
@@ -185,8 +176,33 @@ var fetchClient = &http.Client{
 		t.ResponseHeaderTimeout = fetchIdle
 		// One request per connection: bytes a server sends past a Content-Length
 		// are then dropped with the connection, instead of being read as the next
-		// answer, which net/http reports by printing to the process's log.
+		// answer, which net/http reports by printing to the process's log. Each
+		// connection counts the bytes it reads (countingConn), so that a body longer
+		// than its Content-Length is seen and refused; HTTPS is dialled here too, to
+		// count what TLS decrypted, which keeps downloads on HTTP/1.1.
 		t.DisableKeepAlives = true
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c}, nil
+		}
+		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			host, _, _ := net.SplitHostPort(addr)
+			cfg := &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}, RootCAs: fetchRoots}
+			tc := tls.Client(raw, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return &countingConn{Conn: tc}, nil
+		}
 		return t
 	}(),
 	CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -198,6 +214,85 @@ var fetchClient = &http.Client{
 		}
 		return nil
 	},
+}
+
+// fetchRoots are the certificate authorities downloads trust: the system's (nil);
+// tests set their own.
+var fetchRoots *x509.CertPool
+
+// countingConn counts the bytes read from a connection, and keeps the first ones, in
+// which the response header ends. net/http stops reading a body at its
+// Content-Length and drops the rest with the connection, silently. So once the
+// header and Content-Length bytes have arrived, the connection looks once more
+// (for up to probeWait) for bytes past them; any are a body longer than announced.
+type countingConn struct {
+	net.Conn
+	mu      sync.Mutex
+	n       int64
+	head    []byte // the first bytes read, up to headLimit
+	probed  bool
+	pending []byte // bytes the probe read, handed out by the next Read
+	over    int64  // bytes seen past the announced body
+}
+
+const (
+	headLimit = 64 << 10
+	probeWait = 200 * time.Millisecond
+)
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n += int64(n)
+	if room := headLimit - len(c.head); room > 0 {
+		c.head = append(c.head, p[:min(n, room)]...)
+	}
+	if end, cl, ok := c.framing(); ok && !c.probed && c.n >= end+cl {
+		c.probed = true
+		c.over = c.n - end - cl
+		if c.over == 0 {
+			// Nothing past the body yet: look once more, briefly.
+			buf := make([]byte, 4096)
+			c.Conn.SetReadDeadline(time.Now().Add(probeWait))
+			k, _ := c.Conn.Read(buf)
+			c.Conn.SetReadDeadline(time.Time{})
+			c.over, c.pending = int64(k), buf[:k]
+		}
+	}
+	return n, err
+}
+
+// framing finds where the response header ends and the Content-Length it
+// announces, once both are among the first bytes.
+func (c *countingConn) framing() (end, cl int64, ok bool) {
+	i := bytes.Index(c.head, []byte("\r\n\r\n"))
+	if i < 0 {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(c.head[:i]), "\r\n")[1:] {
+		k, v, found := strings.Cut(line, ":")
+		if found && strings.EqualFold(strings.TrimSpace(k), "Content-Length") {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n < 0 {
+				return 0, 0, false
+			}
+			return int64(i + 4), n, true
+		}
+	}
+	return 0, 0, false
+}
+
+// extra returns how many bytes past the announced body the connection saw.
+func (c *countingConn) extra() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.over
 }
 
 // rateReader pushes the download's slowness deadline back each time another
@@ -224,7 +319,7 @@ func (i *rateReader) Read(p []byte) (int, error) {
 // error, as is an answer other than 2xx or 3xx, a body over the size limit or other
 // than its Content-Length, a download over the time limit and a server too slow.
 func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
-	var want *checksum
+	var want digest.Digest
 	if sum != "" {
 		var err error
 		if want, err = parseChecksum(sum); err != nil {
@@ -260,6 +355,10 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 		return nil, fmt.Errorf("source %q: %w", raw, err)
 	}
 	req.Header.Set("User-Agent", "dfbuild")
+	var conn net.Conn // the connection of the last request (after redirects)
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn },
+	}))
 	resp, err := fetchClient.Do(req)
 	if err != nil {
 		return nil, fail(err)
@@ -286,8 +385,8 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 	}()
 	var h hash.Hash
 	w := io.Writer(f)
-	if want != nil {
-		h = want.hash()
+	if want != "" {
+		h = want.Algorithm().Hash()
 		w = io.MultiWriter(f, h)
 	}
 	// One byte past the limit tells a body at the limit from one over it.
@@ -302,12 +401,17 @@ func (b *builder) fetch(raw, sum string) (*layerfs.Node, error) {
 	if resp.ContentLength >= 0 && size != resp.ContentLength {
 		return nil, fmt.Errorf("fetching %q: the body has %d bytes, but its Content-Length says %d", raw, size, resp.ContentLength)
 	}
+	if cc, ok := conn.(*countingConn); ok && resp.ContentLength >= 0 && resp.Header.Get("Content-Encoding") == "" {
+		if n := cc.extra(); n > 0 {
+			return nil, fmt.Errorf("fetching %q: the server sent more than its Content-Length of %d bytes (at least %d more)", raw, resp.ContentLength, n)
+		}
+	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("fetching %q: %w", raw, err)
 	}
-	if want != nil {
-		if got := hex.EncodeToString(h.Sum(nil)); got != want.hex {
-			return nil, fmt.Errorf("fetching %q: --checksum mismatch: the content has digest %s:%s, not %s", raw, want.algo, got, sum)
+	if want != "" {
+		if got := digest.NewDigest(want.Algorithm(), h); got != want {
+			return nil, fmt.Errorf("fetching %q: --checksum mismatch: the content has digest %s, not %s", raw, got, sum)
 		}
 	}
 	mtime := time.Unix(0, 0).UTC()

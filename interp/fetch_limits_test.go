@@ -38,6 +38,19 @@ func TestFetchLimits(t *testing.T) {
 			w.WriteHeader(200)
 			w.Write([]byte("12345"))
 		}, "unexpected EOF"},
+		{"long body", Options{}, 0, func(w http.ResponseWriter, r *http.Request) {
+			// The server declares 5 bytes and keeps sending: net/http would stop at 5
+			// and drop the rest unnoticed.
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+			for i := 0; i < 64 && buf.Flush() == nil; i++ {
+				buf.WriteString(chunk)
+			}
+		}, "the server sent more than its Content-Length of 5 bytes"},
 		{"trickle", Options{}, 300 * time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
 			for r.Context().Err() == nil {
 				w.Write([]byte("x"))
