@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/containerd/platforms"
+
 	"github.com/dfbuild/dfbuild/parser"
 )
 
@@ -45,35 +47,21 @@ func ParsePlatform(s string) (Platform, error) {
 	if parts[0] != "linux" {
 		return Platform{}, fmt.Errorf("platform %q: dfbuild builds Linux images only", s)
 	}
-	p := Platform{OS: parts[0], Arch: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
+	if parts[1] == "i686" {
+		parts[1] = "386" // dfbuild's own alias, beside containerd's i386
 	}
-	switch p.Arch {
-	case "x86_64", "x86-64":
-		p.Arch = "amd64"
-	case "aarch64":
-		p.Arch = "arm64"
-	case "armhf":
-		p.Arch, p.Variant = "arm", "v7"
-	case "armel":
-		p.Arch, p.Variant = "arm", "v6"
-	case "i386", "i686":
-		p.Arch = "386"
+	// containerd's platforms package, which BuildKit uses, names the architecture
+	// (x86_64 is amd64, aarch64 arm64, armhf arm/v7, ...) and normalises the variant:
+	// arm64's v8 and amd64's v1 are left out, 32-bit arm without one is v7.
+	spec, err := platforms.Parse(strings.Join(parts, "/"))
+	if err != nil {
+		return Platform{}, fmt.Errorf("platform %q: %w", s, err)
 	}
+	spec = platforms.Normalize(spec)
+	p := Platform{OS: spec.OS, Arch: spec.Architecture, Variant: spec.Variant}
 	known := []string{"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le", "riscv64", "s390x"}
 	if !slices.Contains(known, p.Arch) {
 		return Platform{}, fmt.Errorf("platform %q: unknown architecture %q", s, p.Arch)
-	}
-	// As containerd normalises them: arm64's only variant is v8, which is left out,
-	// and 32-bit arm without a variant is v7.
-	switch {
-	case p.Arch == "arm64" && p.Variant == "v8":
-		p.Variant = ""
-	case p.Arch == "arm" && p.Variant == "":
-		p.Variant = "v7"
-	case p.Arch == "amd64" && p.Variant == "v1":
-		p.Variant = ""
 	}
 	return p, nil
 }

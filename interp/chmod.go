@@ -63,7 +63,9 @@ var classShift = map[byte]uint{'u': 6, 'g': 3, 'o': 0}
 // symbolicMode is a symbolic chmod(1) mode such as "u=rwX,go=rX", as the steps that
 // apply it. BuildKit parses it with BSD's setmode(3) rules (tonistiigi/dchapes-mode)
 // with umask 0, and, since moby/buildkit#5850, with Linux's meaning of X, which also
-// holds after "=". Its quirks are kept, because they decide the modes in the image:
+// holds after "=". That module is not used here: it is a fork with no release, taken
+// only at a pseudo-version, and the quirks below are what dfbuild must match. Its
+// quirks are kept, because they decide the modes in the image:
 //   - "s" and "t" are ignored when the classes are "o" alone;
 //   - "t" adds the sticky bit to the classes the rest of that operation reaches, so
 //     "+rt" sets the sticky bit and nothing else;

@@ -172,6 +172,11 @@ func (db *userDB) load(name string) error {
 // findEntry returns the colon-separated fields of the first line of an /etc/passwd or
 // /etc/group file whose first field is name, and its line number. Lines are read as
 // moby/sys/user reads them, which BuildKit uses: trimmed, and skipped when empty.
+//
+// moby/sys/user's ParsePasswdFilter is not used: it turns an id that is not a
+// number into 0 without a word (its parseParts ignores strconv.Atoi's error), the
+// silent fallback to root that dfbuild refuses, and it keeps no line numbers for the
+// error.
 func findEntry(data []byte, name string) (fields []string, line int) {
 	for i, l := range bytes.Split(data, []byte("\n")) {
 		l = bytes.TrimSpace(l)

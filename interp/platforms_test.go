@@ -182,3 +182,39 @@ func TestBuildPlatformsErrors(t *testing.T) {
 		t.Errorf("no platforms: no error")
 	}
 }
+
+// TestParsePlatform: the aliases and variants containerd's platforms package
+// normalises, and dfbuild's refusals around it.
+func TestParsePlatform(t *testing.T) {
+	for in, want := range map[string]string{
+		"linux/amd64":      "linux/amd64",
+		" Linux/X86_64 ":   "linux/amd64",
+		"linux/x86-64":     "linux/amd64",
+		"linux/amd64/v1":   "linux/amd64",
+		"linux/amd64/v3":   "linux/amd64/v3",
+		"linux/aarch64":    "linux/arm64",
+		"linux/arm64/v8":   "linux/arm64",
+		"linux/arm64/v9":   "linux/arm64/v9",
+		"linux/arm":        "linux/arm/v7",
+		"linux/armhf":      "linux/arm/v7",
+		"linux/armel":      "linux/arm/v6",
+		"linux/arm/v5":     "linux/arm/v5",
+		"linux/i386":       "linux/386",
+		"linux/i686":       "linux/386",
+		"linux/s390x":      "linux/s390x",
+		"arm64":            `platform "arm64": expected os/arch[/variant], such as linux/amd64`,
+		"linux/amd64/v1/x": `platform "linux/amd64/v1/x": expected os/arch[/variant], such as linux/amd64`,
+		"windows/amd64":    `platform "windows/amd64": dfbuild builds Linux images only`,
+		"linux/sparc":      `platform "linux/sparc": unknown architecture "sparc"`,
+		"linux/amd64/v1 x": `platform "linux/amd64/v1 x": "v1 x" is an invalid component`,
+	} {
+		p, err := interp.ParsePlatform(in)
+		got := p.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.HasPrefix(got, want) {
+			t.Errorf("ParsePlatform(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -9,6 +9,11 @@ import (
 // linuxSignals is moby/sys/signal's SignalMap for Linux (all architectures but MIPS,
 // whose numbers differ; only the names matter here): the names STOPSIGNAL accepts,
 // without their "SIG" prefix, and the numbers they stand for on x86 and ARM.
+//
+// It is kept here rather than taken from moby/sys/signal because that package's
+// SignalMap is the host's: built on macOS it lacks the real-time names (no
+// SIGRTMIN+3), and on Windows it differs again, while a Linux image takes Linux
+// names wherever dfbuild runs.
 var linuxSignals = func() map[string]int {
 	m := map[string]int{
 		"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,
