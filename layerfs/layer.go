@@ -2,13 +2,15 @@ package layerfs
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
-// Digest is a content digest in OCI form, "sha256:<64 hex digits>".
+// Digest is a content digest in OCI form, "sha256:<64 hex digits>": a
+// go-digest Digest restricted to sha256, the only algorithm layers and configs use.
 type Digest string
 
 // Hex is the digest without its algorithm prefix.
@@ -16,11 +18,7 @@ func (d Digest) Hex() string { return strings.TrimPrefix(string(d), "sha256:") }
 
 // Validate reports whether d is a well-formed sha256 digest.
 func (d Digest) Validate() error {
-	h, ok := strings.CutPrefix(string(d), "sha256:")
-	if !ok || len(h) != 64 {
-		return fmt.Errorf("invalid digest %q", string(d))
-	}
-	if _, err := hex.DecodeString(h); err != nil || strings.ToLower(h) != h {
+	if !strings.HasPrefix(string(d), "sha256:") || digest.Digest(d).Validate() != nil {
 		return fmt.Errorf("invalid digest %q", string(d))
 	}
 	return nil
@@ -28,8 +26,7 @@ func (d Digest) Validate() error {
 
 // DigestOf returns the sha256 digest of b.
 func DigestOf(b []byte) Digest {
-	sum := sha256.Sum256(b)
-	return Digest("sha256:" + hex.EncodeToString(sum[:]))
+	return Digest(digest.SHA256.FromBytes(b))
 }
 
 // Layer is one uncompressed layer tar. Its size is known before it is written; its
@@ -85,7 +82,7 @@ func (l *Layer) WriteTo(w io.Writer) (int64, error) {
 	if cw.n != l.size {
 		return cw.n, fmt.Errorf("layer stream has %d bytes, expected %d", cw.n, l.size)
 	}
-	d := Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	d := Digest(digest.NewDigest(digest.SHA256, h))
 	if l.diffID != "" && d != l.diffID {
 		return cw.n, fmt.Errorf("layer stream has digest %s, expected %s", d, l.diffID)
 	}
