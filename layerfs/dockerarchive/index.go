@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/dfbuild/dfbuild/layerfs"
@@ -76,39 +74,7 @@ func WriteIndexFile(ctx context.Context, dest string, images []PlatformImage, ta
 	if err := CheckFileDest(dest); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(dest)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("creating the output file: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	res, err := WriteIndex(ctx, tmp, images, tags)
-	if err != nil {
-		return nil, err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return nil, err
-	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := CheckFileDest(dest); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return nil, fmt.Errorf("moving the archive into place: %w", err)
-	}
-	ok = true
-	return res, nil
+	return writeFileAtomic(dest, func(f File) (*IndexResult, error) { return WriteIndex(ctx, f, images, tags) })
 }
 
 // WriteIndex writes the multi-platform archive WriteIndexFile describes to f, which

@@ -88,10 +88,17 @@ func WriteFile(ctx context.Context, dest string, entries []Entry) (*Result, erro
 	if err := CheckFileDest(dest); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(dest)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
+	return writeFileAtomic(dest, func(f File) (*Result, error) { return Write(ctx, f, entries) })
+}
+
+// writeFileAtomic runs write on a temporary file beside dest and renames it over
+// dest only once it is written, synced and dest is still fit to replace, so a failure
+// leaves whatever dest was. WriteFile and WriteIndexFile share it.
+func writeFileAtomic[R any](dest string, write func(File) (R, error)) (R, error) {
+	var zero R
+	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating the output file: %w", err)
+		return zero, fmt.Errorf("creating the output file: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -100,24 +107,24 @@ func WriteFile(ctx context.Context, dest string, entries []Entry) (*Result, erro
 			os.Remove(tmp.Name())
 		}
 	}()
-	res, err := Write(ctx, tmp, entries)
+	res, err := write(tmp)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	if err := tmp.Chmod(0o644); err != nil {
-		return nil, err
+		return zero, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+		return zero, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, err
+		return zero, err
 	}
 	if err := CheckFileDest(dest); err != nil {
-		return nil, err
+		return zero, err
 	}
 	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return nil, fmt.Errorf("moving the archive into place: %w", err)
+		return zero, fmt.Errorf("moving the archive into place: %w", err)
 	}
 	ok = true
 	return res, nil
