@@ -246,7 +246,7 @@ func buildIndex(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, 
 // containerimage.digest; there is no single config digest.
 func writeIndexRecords(o buildOptions, index string, names []string) error {
 	if o.iidFile != "" {
-		if err := writeFileAtomic(o.iidFile, []byte(index)); err != nil {
+		if err := layerfs.WriteFileAtomic(o.iidFile, []byte(index)); err != nil {
 			return fmt.Errorf("writing the image ID to %s: %w", o.iidFile, err)
 		}
 	}
@@ -259,7 +259,7 @@ func writeIndexRecords(o buildOptions, index string, names []string) error {
 		if err != nil {
 			return fmt.Errorf("encoding the metadata for %s: %w", o.metadataFile, err)
 		}
-		if err := writeFileAtomic(o.metadataFile, b); err != nil {
+		if err := layerfs.WriteFileAtomic(o.metadataFile, b); err != nil {
 			return fmt.Errorf("writing the metadata to %s: %w", o.metadataFile, err)
 		}
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/dfbuild/dfbuild/layerfs"
@@ -18,7 +16,7 @@ import (
 func writeBuildRecords(o buildOptions, id layerfs.Digest, written *dockerarchive.Result, pushed *registry.Pushed, names []string) error {
 	if o.iidFile != "" {
 		// buildx writes the bare digest, without a newline.
-		if err := writeFileAtomic(o.iidFile, []byte(id)); err != nil {
+		if err := layerfs.WriteFileAtomic(o.iidFile, []byte(id)); err != nil {
 			return fmt.Errorf("writing the image ID to %s: %w", o.iidFile, err)
 		}
 	}
@@ -27,7 +25,7 @@ func writeBuildRecords(o buildOptions, id layerfs.Digest, written *dockerarchive
 		if err != nil {
 			return fmt.Errorf("encoding the metadata for %s: %w", o.metadataFile, err)
 		}
-		if err := writeFileAtomic(o.metadataFile, b); err != nil {
+		if err := layerfs.WriteFileAtomic(o.metadataFile, b); err != nil {
 			return fmt.Errorf("writing the metadata to %s: %w", o.metadataFile, err)
 		}
 	}
@@ -61,38 +59,4 @@ func buildMetadata(id layerfs.Digest, written *dockerarchive.Result, pushed *reg
 		m["image.name"] = strings.Join(names, ",")
 	}
 	return json.MarshalIndent(m, "", "  ")
-}
-
-// writeFileAtomic writes data to name through a temporary file beside it, renamed
-// over name only once written and synced, so name is either the previous file or the
-// new one, never half of it. The file gets mode 0644 whatever the umask.
-func writeFileAtomic(name string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating a temporary file: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("moving it into place: %w", err)
-	}
-	ok = true
-	return nil
 }

@@ -16,6 +16,8 @@ import (
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/dfbuild/dfbuild/layerfs"
 )
 
 // Cache is the content-addressed blob cache: an OCI image layout directory.
@@ -41,7 +43,7 @@ func (c *Cache) init() error {
 	}
 	p := filepath.Join(c.Dir, "oci-layout")
 	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		if err := layerfs.WriteFileAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 			return err
 		}
 	}
@@ -102,7 +104,7 @@ func newHasher(d v1.Hash) (hash.Hash, error) {
 // a temporary file, hashed on the way, checked, synced and renamed into place. A
 // mismatch keeps nothing. done, when set, is told how many bytes have been written.
 func (c *Cache) PutBlob(ctx context.Context, d v1.Hash, size int64, r io.Reader, done func(int64)) error {
-	got, n, err := c.writeBlob(ctx, r, done, func(got v1.Hash, n int64) error {
+	_, _, err := c.writeBlob(ctx, r, done, func(got v1.Hash, n int64) error {
 		if got != d {
 			return fmt.Errorf("blob %s: received bytes with digest %s", d, got)
 		}
@@ -111,7 +113,6 @@ func (c *Cache) PutBlob(ctx context.Context, d v1.Hash, size int64, r io.Reader,
 		}
 		return nil
 	})
-	_, _ = got, n
 	return err
 }
 
@@ -263,7 +264,7 @@ func (c *Cache) setRef(ref string, desc v1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.Dir, "index.json"), b)
+	return layerfs.WriteFileAtomic(filepath.Join(c.Dir, "index.json"), b)
 }
 
 // Prune empties the cache and returns how many bytes it freed.
@@ -296,29 +297,4 @@ func (c *Cache) Prune() (int64, error) {
 		}
 	}
 	return freed, nil
-}
-
-// writeFileAtomic replaces p with b through a synced temporary file and a rename.
-func writeFileAtomic(p string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/dfbuild/dfbuild/layerfs"
 )
 
 // LayerRecord says which compressed blob of the cache holds a layer, and where it
@@ -38,7 +40,7 @@ func (c *Cache) RecordLayer(kind string, rec LayerRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, rec.DiffID.Hex), b)
+	return layerfs.WriteFileAtomic(filepath.Join(dir, rec.DiffID.Hex), b)
 }
 
 // LookupLayer returns the record of a layer in a given kind, if the blob it names is

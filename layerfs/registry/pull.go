@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,7 +91,7 @@ func (c *Client) Describe(ctx context.Context, ref string, platform v1.Platform)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := v1.ParseManifest(strings.NewReader(string(raw)))
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -123,7 +124,7 @@ func (c *Client) pull(ctx context.Context, r name.Reference, platform v1.Platfor
 		if err != nil {
 			return nil, err
 		}
-		idx, err := v1.ParseIndexManifest(strings.NewReader(string(raw)))
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return nil, fmt.Errorf("reading the index %s: %w", top.Digest, err)
 		}
@@ -146,7 +147,7 @@ func (c *Client) pull(ctx context.Context, r name.Reference, platform v1.Platfor
 	if err != nil {
 		return nil, err
 	}
-	m, err := v1.ParseManifest(strings.NewReader(string(raw)))
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("reading the manifest %s: %w", manifestDesc.Digest, err)
 	}
